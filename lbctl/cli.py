@@ -1,0 +1,101 @@
+"""The ``lbctl`` command: argument parsing and wiring, no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lbctl import __version__
+from lbctl.demo import DemoError, run_demo
+from lbctl.settings import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="YAML or TOML settings file (LBCTL_CONFIG)")
+    p.add_argument(
+        "--service-cidrs", metavar="CIDR[,CIDR]", help="service ranges (LBCTL_SERVICE_CIDRS)"
+    )
+    p.add_argument(
+        "--node-port-range", metavar="FIRST-LAST", help="NodePort range (LBCTL_NODE_PORT_RANGE)"
+    )
+    p.add_argument("--data-dir", metavar="DIR", help="local state directory (LBCTL_DATA_DIR)")
+    p.add_argument(
+        "--log-level", metavar="LEVEL", help="DEBUG|INFO|WARNING|ERROR (LBCTL_LOG_LEVEL)"
+    )
+    p.add_argument("--log-format", metavar="FORMAT", help="text|json (LBCTL_LOG_FORMAT)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lbctl",
+        description="A Kubernetes controller for LoadBalancer and NodePort Services.",
+    )
+    parser.add_argument("--version", action="version", version=f"lbctl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = sub.add_parser(
+        "up",
+        help="run the main job locally and print a table of Services with their addresses",
+        description=(
+            "Allocate ClusterIPs, NodePorts and LoadBalancer IPs for the example Services "
+            "and print them as a table."
+        ),
+    )
+    _common(up)
+    up.add_argument(
+        "--examples",
+        metavar="DIR",
+        default="deploy/examples",
+        help="directory of example Service and pool manifests (default: deploy/examples)",
+    )
+
+    show = sub.add_parser("settings", help="print the effective settings as JSON")
+    _common(show)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        args.config,
+        service_cidrs=args.service_cidrs,
+        node_port_range=args.node_port_range,
+        data_dir=args.data_dir,
+        log_level=args.log_level,
+        log_format=args.log_format,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        settings = _settings(args)
+    except SettingsError as e:
+        print(f"lbctl: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "settings":
+        print(json.dumps(settings.model_dump(mode="json"), indent=2))
+        return 0
+    if args.command == "up":
+        try:
+            print(run_demo(settings, examples=Path(args.examples)))
+        except DemoError as e:
+            print(f"lbctl: {e}", file=sys.stderr)
+            return 1
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure value types and rules: the Service model, field errors, defaulting, validation."""

@@ -1,0 +1,224 @@
+"""lbctl's settings: flags > ``LBCTL_*`` environment > config file > defaults.
+
+Every field says its unit and why its default is what it is. A config file is YAML
+(``.yaml``/``.yml``) or TOML (``.toml``), named by ``--config`` or ``LBCTL_CONFIG``;
+its keys are the field names below. List settings in the environment are comma
+separated: ``LBCTL_SERVICE_CIDRS=10.96.0.0/12,fd00:10:96::/108``.
+
+A bad value is a :class:`SettingsError` whose one-line message names the setting and
+what is wrong; the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Final
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from lbctl.allocators.nodeport import PortRange
+
+__all__ = ["LogFormat", "LogLevel", "Settings", "SettingsError", "load_settings"]
+
+ENV_PREFIX: Final = "LBCTL_"
+MIN_RANGE_ADDRESSES: Final = 8
+MAX_CIDR_BITS: Final = 20
+"""A bitmap range may hold at most 2**20 values: an IPv4 mask >= /12, IPv6 >= /108."""
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; ``str()`` is one line naming it."""
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything lbctl can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
+    )
+    file_values: ClassVar[dict[str, Any]] = {}
+
+    # -- cluster networking (the embedded API server's allocators) -----------------
+    service_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["10.96.0.0/12"],
+        description=(
+            "Service (ClusterIP) ranges as CIDRs: one, or two of different IP families for "
+            "dual-stack; the first is the primary family. IPv4 masks must be /12../29 and "
+            "IPv6 /108../125 (at least 8 addresses, at most 2^20). Default 10.96.0.0/12, the "
+            "range kubeadm and kind use, so manifests written for them work unchanged."
+        ),
+    )
+    node_port_range: str = Field(
+        default="30000-32767",
+        description=(
+            "NodePort range, inclusive, as FIRST-LAST. Default 30000-32767, "
+            "kube-apiserver's default, so NodePort Services move between clusters as they are."
+        ),
+    )
+
+    # -- local state ---------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path(".lbctl"),
+        description=(
+            "Directory for the embedded API server's database, kubeconfig and certificates. "
+            "Default .lbctl in the working directory: a local run leaves nothing elsewhere."
+        ),
+    )
+
+    # -- logging -------------------------------------------------------------------
+    log_level: LogLevel = Field(
+        default=LogLevel.INFO,
+        description="Lowest log level written: DEBUG, INFO, WARNING or ERROR. Default INFO.",
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.TEXT,
+        description="Log line format: text (for people) or json (for collectors). Default text.",
+    )
+
+    @field_validator("service_cidrs", mode="before")
+    @classmethod
+    def _split_cidrs(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("service_cidrs")
+    @classmethod
+    def _check_cidrs(cls, value: list[str]) -> list[str]:
+        if not 1 <= len(value) <= 2:
+            raise ValueError(f"expected one or two CIDRs (one per IP family), got {len(value)}")
+        families: set[int] = set()
+        for cidr in value:
+            try:
+                net = ipaddress.ip_network(cidr, strict=True)
+            except ValueError as e:
+                raise ValueError(f"{cidr!r} is not a CIDR: {e}") from None
+            bits = net.max_prefixlen
+            if net.prefixlen < bits - MAX_CIDR_BITS:
+                raise ValueError(
+                    f"{cidr} is too large; for {bits}-bit addresses, the mask must be "
+                    f">= {bits - MAX_CIDR_BITS}"
+                )
+            if net.num_addresses < MIN_RANGE_ADDRESSES:
+                raise ValueError(
+                    f"{cidr} is too small; a service range needs at least "
+                    f"{MIN_RANGE_ADDRESSES} addresses"
+                )
+            if net.version in families:
+                raise ValueError("two CIDRs of the same IP family; dual-stack needs one of each")
+            families.add(net.version)
+        return [str(ipaddress.ip_network(c)) for c in value]
+
+    @field_validator("node_port_range")
+    @classmethod
+    def _check_port_range(cls, value: str) -> str:
+        rng = PortRange.parse(value)
+        return str(rng)
+
+    @property
+    def port_range(self) -> PortRange:
+        return PortRange.parse(self.node_port_range)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls, cls.file_values))
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The values read from the config file (already parsed by :func:`_read_config`)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._values = values
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if path.suffix not in (".yaml", ".yml", ".toml"):
+        raise SettingsError(f"config file {path}: must end in .yaml, .yml or .toml")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
+        raise SettingsError(f"config file {path}: {' '.join(str(e).split())}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path}: must be a mapping of setting names to values")
+    return data
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0]) if loc else "settings"
+    return f"{field} ({ENV_PREFIX}{field.upper()})"
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; raise :class:`SettingsError` with a one-line message.
+
+    ``config`` (or ``LBCTL_CONFIG``) names a YAML or TOML file; ``overrides`` are
+    values from flags and win over everything else (``None`` values are ignored).
+    """
+    path_text = config if config is not None else os.environ.get(f"{ENV_PREFIX}CONFIG")
+    file_values = _read_config(Path(path_text)) if path_text else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    # The file's values reach settings_customise_sources through a per-call subclass.
+    cls = type("Settings", (Settings,), {"file_values": file_values})
+    try:
+        return cls(**given)  # type: ignore[no-any-return]
+    except ValidationError as e:
+        parts = []
+        for err in e.errors():
+            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+            if err.get("type") == "extra_forbidden":
+                msg = "unknown setting"
+            parts.append(f"{_setting_name(tuple(err.get('loc', ())))}: {msg}")
+        raise SettingsError("invalid setting " + "; ".join(parts)) from None
