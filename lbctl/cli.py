@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lbctl import __version__
+from lbctl.apiserver.main import run_apiserver
 from lbctl.demo import DemoError, run_demo
 from lbctl.settings import Settings, SettingsError, load_settings
 
@@ -56,6 +57,24 @@ def _parser() -> argparse.ArgumentParser:
         help="directory of example Service and pool manifests (default: deploy/examples)",
     )
 
+    api = sub.add_parser(
+        "apiserver",
+        help="run the embedded Kubernetes-compatible API server",
+        description=(
+            "Serve a Kubernetes-compatible API (SQLite-backed) that kubectl and "
+            "kubernetes_asyncio can use; writes DATA_DIR/kubeconfig on start."
+        ),
+    )
+    _common(api)
+    api.add_argument("--listen", metavar="HOST:PORT", help="bind address (LBCTL_LISTEN)")
+    api.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve HTTPS with a self-signed certificate (LBCTL_TLS)",
+    )
+    api.add_argument("--token-file", metavar="FILE", help="bearer token file (LBCTL_TOKEN_FILE)")
+
     show = sub.add_parser("settings", help="print the effective settings as JSON")
     _common(show)
     return parser
@@ -69,6 +88,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         data_dir=args.data_dir,
         log_level=args.log_level,
         log_format=args.log_format,
+        listen=getattr(args, "listen", None),
+        tls=getattr(args, "tls", None),
+        token_file=getattr(args, "token_file", None),
     )
 
 
@@ -93,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"lbctl: {e}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "apiserver":
+        return run_apiserver(settings)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE  # pragma: no cover
 

@@ -98,6 +98,46 @@ class Settings(BaseSettings):
         ),
     )
 
+    # -- embedded API server --------------------------------------------------------
+    listen: str = Field(
+        default="127.0.0.1:6443",
+        description=(
+            "HOST:PORT the embedded API server binds. Default 127.0.0.1:6443: "
+            "kube-apiserver's port, on loopback only, so nothing is exposed by accident. "
+            "Port 0 picks a free port."
+        ),
+    )
+    tls: bool = Field(
+        default=False,
+        description=(
+            "Serve HTTPS with a self-signed certificate made on first start in data_dir. "
+            "Default false: a local, loopback-only server needs no certificate."
+        ),
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description=(
+            "File holding the bearer token clients must present (compared in constant "
+            "time; 401 otherwise). Default none: no authentication on loopback."
+        ),
+    )
+    watch_history_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "Seconds of change history kept for watches to resume from; older "
+            "resourceVersions get 410 Expired. Default 300 s, etcd's usual compaction interval."
+        ),
+    )
+    repair_interval_seconds: float = Field(
+        default=180.0,
+        gt=0,
+        description=(
+            "Seconds between allocation repair passes (leaks, duplicates, out-of-range "
+            "values reported as Warning Events). Default 180 s, as kube-apiserver."
+        ),
+    )
+
     # -- logging -------------------------------------------------------------------
     log_level: LogLevel = Field(
         default=LogLevel.INFO,
@@ -150,6 +190,22 @@ class Settings(BaseSettings):
     def _check_port_range(cls, value: str) -> str:
         rng = PortRange.parse(value)
         return str(rng)
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:6443)")
+        return value
+
+    @property
+    def listen_host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
 
     @property
     def port_range(self) -> PortRange:
