@@ -9,7 +9,10 @@
   time until every watcher has seen every event, and events delivered per second.
 - Peak RSS of the server process (VmHWM).
 The server runs as its own process (``lbctl apiserver``) on 127.0.0.1, as a user
-would run it; the load comes from this process over loopback.
+would run it; the load comes from this process over loopback. When the real
+kube-apiserver + etcd are built (scripts/k8s-binaries.sh), the same workload runs
+against them too (TLS + token, as they require) and the ratios embedded / real are
+printed. Goal: embedded >= 1.0x on creates/s.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import statistics
 import sys
 import tempfile
@@ -28,6 +32,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lbctl.realkube import RealKube, binaries_dir
 from lbctl.testing import APIServerProcess
 
 SVC = "/api/v1/namespaces/default/services"
@@ -40,6 +45,14 @@ def _svc(name: str) -> bytes:
             "spec": {"type": "NodePort", "selector": {"app": name}, "ports": [{"port": 80}]},
         }
     ).encode()
+
+
+HEADERS: dict[str, str] = {"Content-Type": "application/json"}
+TLS: dict[str, ssl.SSLContext | bool] = {"ssl": True}
+
+
+def _connector(limit: int) -> aiohttp.TCPConnector:
+    return aiohttp.TCPConnector(limit=limit, ssl=TLS["ssl"])
 
 
 async def creates(url: str, total: int, clients: int) -> dict[str, Any]:
@@ -57,8 +70,7 @@ async def creates(url: str, total: int, clients: int) -> dict[str, Any]:
                     raise RuntimeError(f"create failed: {r.status}")
             latencies.append(time.perf_counter() - t0)
 
-    conn = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=conn) as s:
+    async with aiohttp.ClientSession(connector=_connector(clients)) as s:
         t0 = time.perf_counter()
         await asyncio.gather(*(client(s) for _ in range(clients)))
         elapsed = time.perf_counter() - t0
@@ -74,7 +86,7 @@ async def creates(url: str, total: int, clients: int) -> dict[str, Any]:
 
 
 async def fanout(url: str, watchers: int, events: int) -> dict[str, Any]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+    async with aiohttp.ClientSession(connector=_connector(0), headers=HEADERS) as s:
         async with s.get(url + SVC + "?limit=1") as r:
             rv = (await r.json())["metadata"]["resourceVersion"]
         seen = [0] * watchers
@@ -127,7 +139,16 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
+async def workload(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    out["create"] = await creates(url, args.services, args.clients)
+    out["watch_fanout"] = await fanout(url, args.watchers, 200)
+    out["peak_rss_kib"] = peak_rss_kib(pid)
+    return out
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     with (
         tempfile.TemporaryDirectory() as d,
         APIServerProcess(
@@ -141,11 +162,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ) as server,
     ):
         assert server.proc is not None
-        out: dict[str, Any] = {"server": "embedded"}
-        out["create"] = await creates(server.url, args.services, args.clients)
-        out["watch_fanout"] = await fanout(server.url, args.watchers, 200)
-        out["server_peak_rss_kib"] = peak_rss_kib(server.proc.pid)
+        out["embedded"] = await workload(server.url, server.proc.pid, args)
+    bins = binaries_dir()
+    if bins is None or args.embedded_only:
         return out
+    with tempfile.TemporaryDirectory() as d:
+        kube = RealKube(
+            Path(d), bins, service_cidr="10.96.0.0/16", node_port_range="30000-39999"
+        ).start()
+        try:
+            TLS["ssl"] = ssl.create_default_context(cafile=str(Path(d) / "ca.crt"))
+            HEADERS["Authorization"] = f"Bearer {kube.admin_token}"
+            apiserver = kube._procs[-1].pid
+            real = await workload(kube.url, apiserver, args)
+            real["etcd_peak_rss_kib"] = peak_rss_kib(kube._procs[0].pid)
+            out["real"] = real
+        finally:
+            kube.cleanup()
+    e, r = out["embedded"], out["real"]
+    out["ratio_embedded_over_real"] = {
+        "creates_per_second": round(
+            e["create"]["creates_per_second"] / r["create"]["creates_per_second"], 2
+        ),
+        "p99_latency": round(e["create"]["p99_ms"] / r["create"]["p99_ms"], 2),
+    }
+    return out
 
 
 def main() -> int:
@@ -153,23 +194,40 @@ def main() -> int:
     p.add_argument("--services", type=int, default=2000)
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--watchers", type=int, default=50)
+    p.add_argument("--embedded-only", action="store_true")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     out = asyncio.run(run(args))
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    c, f = out["create"], out["watch_fanout"]
-    print(
-        f"embedded API server: {c['services']} Service creates from {c['clients']} clients "
-        f"in {c['seconds']} s = {c['creates_per_second']}/s; "
-        f"p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms"
-    )
-    print(
-        f"watch fan-out: {f['watchers']} watchers x {f['events']} events delivered in "
-        f"{f['seconds_until_all_delivered']} s ({f['events_delivered_per_second']:,} events/s)"
-    )
-    print(f"server peak RSS: {out['server_peak_rss_kib']:,} KiB")
+    for name in ("embedded", "real"):
+        if name not in out:
+            continue
+        c, f = out[name]["create"], out[name]["watch_fanout"]
+        print(
+            f"{name}: {c['services']} Service creates from {c['clients']} clients "
+            f"in {c['seconds']} s = {c['creates_per_second']}/s; "
+            f"p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms"
+        )
+        print(
+            f"  watch fan-out: {f['watchers']} watchers x {f['events']} events delivered in "
+            f"{f['seconds_until_all_delivered']} s "
+            f"({f['events_delivered_per_second']:,} events/s)"
+        )
+        extra = out[name].get("etcd_peak_rss_kib")
+        print(
+            f"  server peak RSS: {out[name]['peak_rss_kib']:,} KiB"
+            + (f" (+ etcd {extra:,} KiB)" if extra else "")
+        )
+    if "ratio_embedded_over_real" in out:
+        ratio = out["ratio_embedded_over_real"]
+        print(
+            f"embedded / real: creates/s {ratio['creates_per_second']}x, "
+            f"p99 latency {ratio['p99_latency']}x (lower is better)"
+        )
+    elif "real" not in out:
+        print("real kube-apiserver: not built (scripts/k8s-binaries.sh), not measured")
     return 0
 
 

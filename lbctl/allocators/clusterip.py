@@ -40,6 +40,7 @@ __all__ = [
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+NOT_IN_SERVICE_CIDRS: Final = "the provided network does not match the current range"
 IPV6_MAX_VALUES: Final = 65536
 """Largest bitmap kept for an IPv6 range (upstream's cap)."""
 
@@ -244,7 +245,13 @@ class ClusterIPTransaction(Transaction[IPAddress]):
             if want:
                 try:
                     out.append(str(self.allocate(want)))
-                except (NotInRangeError, AlreadyAllocatedError) as e:
+                except NotInRangeError:
+                    # kube-apiserver 1.33+ (ServiceCIDR allocator) words it so.
+                    detail = f"failed to allocate IP {want}: {NOT_IN_SERVICE_CIDRS}"
+                    raise InvalidAllocationError(
+                        FieldErrors([invalid("spec.clusterIPs", padded, detail)])
+                    ) from None
+                except AlreadyAllocatedError as e:
                     detail = f"failed to allocate IP {want}: {e}"
                     raise InvalidAllocationError(
                         FieldErrors([invalid("spec.clusterIPs", padded, detail)])

@@ -240,7 +240,12 @@ class NodePortTransaction(Transaction[int]):
                 out.append(shared)
             else:
                 out.append(self._requested(i, p.node_port))
-        hc = self._health_check(spec.health_check_node_port) if spec.needs_health_check else 0
+        # A health-check port on a Service that needs none is left for validation to refuse.
+        hc = (
+            self._health_check(spec.health_check_node_port)
+            if spec.needs_health_check
+            else spec.health_check_node_port
+        )
         return ServiceNodePorts(tuple(out), hc)
 
     def update_service(self, *, old: NodePortSpec, new: NodePortSpec) -> ServiceNodePorts:

@@ -105,6 +105,16 @@ def unsupported_patch_message(*, custom: bool) -> str:
     )
 
 
+def _go_json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array"
+
+
 def apply_patch(
     doc: Mapping[str, Any],
     patch_body: bytes | str,
@@ -127,7 +137,13 @@ def apply_patch(
             patch = decode_json(patch_body)
         except BadPatch:
             raise BadPatch(INVALID_MERGE_PATCH) from None
-        if not isinstance(patch, dict):
+        if patch is not None and not isinstance(patch, dict):
+            # kube-apiserver decodes the patch into a map first (observed on 1.34).
+            raise BadPatch(
+                "error decoding patch: json: cannot unmarshal "
+                f"{_go_json_type(patch)} into Go value of type map[string]interface {{}}"
+            )
+        if patch is None:
             raise BadPatch(INVALID_MERGE_PATCH)
         return _merge_object(doc, patch)
     value = decode_json(patch_body)

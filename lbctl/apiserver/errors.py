@@ -138,9 +138,8 @@ def unsupported_media_type(content_type: str) -> APIError:
     return APIError(
         415,
         "UnsupportedMediaType",
-        f"the body of the request was in an unknown format - "
-        f"accepted media types include: application/json, application/yaml, "
-        f"application/vnd.kubernetes.protobuf (got {content_type!r})",
+        "the body of the request was in an unknown format - accepted media types include: "
+        f"application/json, application/yaml (got {content_type!r})",
     )
 
 

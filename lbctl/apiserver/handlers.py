@@ -200,9 +200,11 @@ class Handlers:
             obj = kinds.admit_update(rt, obj, old)
         deleting = bool((old.get("metadata") or {}).get("deletionTimestamp"))
         if deleting and not (obj["metadata"].get("finalizers")) and not _ns_finalizers(rt, obj):
+            # The last finalizer went: the object goes, and the answer is its last state.
             if alloc is not None:
                 alloc.rollback()
-            return self._remove(t, old, dry_run=dry_run)
+            self._remove(t, old, dry_run=dry_run)
+            return obj
         if strip_rv(obj) == strip_rv(old):
             if alloc is not None:
                 alloc.rollback()
@@ -233,7 +235,9 @@ class Handlers:
                 custom=t.rt.custom,
             )
         except patches.PatchError as e:
-            raise errors.APIError(e.code, e.reason, e.message) from None
+            raise errors.APIError(
+                e.code, e.reason, e.message, {} if e.code == 422 else None
+            ) from None
         if not isinstance(patched, dict):
             raise errors.bad_request("the patch does not produce an object")
         return self._update_existing(t, patched, old, dry_run=dry_run)

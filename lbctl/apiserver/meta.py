@@ -124,20 +124,16 @@ def prepare_update_meta(rt: ResourceType, new: JSON, old: JSON, *, name: str) ->
         new_fin = set(meta.get("finalizers") or [])
         added = sorted(new_fin - set(old_meta.get("finalizers") or []))
         if added:
+            refused = forbidden(
+                "metadata.finalizers",
+                "no new finalizers can be added if the object is being deleted, found new "
+                "finalizers []string{" + ", ".join(f'"{f}"' for f in added) + "}",
+            )
             raise errors.invalid(
                 rt,
                 name,
-                FieldErrors(
-                    [
-                        forbidden(
-                            "metadata.finalizers",
-                            "no new finalizers can be added if the object is being deleted, "
-                            "found new finalizers []string{"
-                            + ", ".join(f'"{f}"' for f in added)
-                            + "}",
-                        )
-                    ]
-                ),
+                # Reported twice, as upstream does (generic and kind-specific checks).
+                FieldErrors([refused, refused]),
             )
     meta["resourceVersion"] = old_meta.get("resourceVersion")
     return out

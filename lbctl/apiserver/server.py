@@ -421,12 +421,14 @@ class APIServer:
             items, meta = self.handlers.list(t, q)
             if table:
                 return _json(self._table(rt, items, q, meta))
+            # Items of a list carry no kind/apiVersion (the list says it), as upstream.
+            bare = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in items]
             return _json(
                 {
                     "kind": rt.list_kind,
                     "apiVersion": rt.api_version,
                     "metadata": meta,
-                    "items": items,
+                    "items": bare,
                 }
             )
         if verb == "get":

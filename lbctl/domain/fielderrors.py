@@ -84,7 +84,7 @@ def format_value(value: object) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return "[]string{" + ", ".join(json.dumps(v, ensure_ascii=False) for v in value) + "}"
+        return json.dumps(list(value), ensure_ascii=False, separators=(",", ":"))
     return repr(value)
 
 
@@ -168,10 +168,12 @@ class FieldErrors(Sequence[FieldError]):
         return f"FieldErrors({self._items!r})"
 
     def summary(self) -> str:
-        """All errors on one line, as the Status message lists them."""
-        if len(self._items) == 1:
-            return str(self._items[0])
-        return "[" + ", ".join(str(e) for e in self._items) + "]"
+        """All errors on one line, as the Status message lists them (identical ones once,
+        as Go's ``ToAggregate`` does; the causes keep every one)."""
+        texts = list(dict.fromkeys(str(e) for e in self._items))
+        if len(texts) == 1:
+            return texts[0]
+        return "[" + ", ".join(texts) + "]"
 
 
 def _path(p: Path | str) -> str:

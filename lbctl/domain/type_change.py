@@ -80,6 +80,12 @@ def drop_type_dependent_fields(new: Service, old: Service) -> Service:
         and n.external_traffic_policy == o.external_traffic_policy
     ):
         changes["external_traffic_policy"] = ""
+    if (
+        needs_cluster_ip(o)
+        and not needs_cluster_ip(n)
+        and n.internal_traffic_policy == o.internal_traffic_policy
+    ):
+        changes["internal_traffic_policy"] = None
     out = new.replace_spec(**changes) if changes else new
     if not is_lb and (out.status.ingress or out.status.load_balancer_extra):
         out = out.replace_status(ingress=(), load_balancer_extra={})

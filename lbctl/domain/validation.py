@@ -33,7 +33,7 @@ from lbctl.domain.fielderrors import (
     too_long,
 )
 from lbctl.domain.service import ObjectMeta, Service
-from lbctl.domain.validation_ips import GoLiteral, go_strings
+from lbctl.domain.validation_ips import GoLiteral, go_quote, go_strings
 from lbctl.domain.validation_spec import label_errors, spec_errors
 from lbctl.domain.validation_spec import spec_update_errors as _spec_update_errors
 from lbctl.domain.validation_status import load_balancer_status_errors
@@ -143,7 +143,7 @@ def metadata_update_errors(new: ObjectMeta, old: ObjectMeta) -> list[FieldError]
         if added:
             detail = (
                 "no new finalizers can be added if the object is being deleted,"
-                f" found new finalizers {go_strings(added)!r}"
+                " found new finalizers []string{" + ", ".join(go_quote(f) for f in added) + "}"
             )
             errors.append(forbidden(_META.child("finalizers"), detail))
     if not new.resource_version:

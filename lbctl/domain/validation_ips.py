@@ -3,7 +3,7 @@
 :func:`cluster_ip_field_errors` is upstream's ``ValidateServiceClusterIPsRelatedFields``
 (also run before IP families are defaulted); the ``*_update_errors`` functions are
 the upgrade / downgrade rules of ``ValidateServiceUpdate``.  :class:`GoLiteral`
-renders bad values the way Go's ``%#v`` prints them (``[]string{"10.0.0.1"}``).
+renders bad values the way kube-apiserver 1.34 prints them (JSON: ``["10.0.0.1"]``).
 """
 
 from __future__ import annotations
@@ -64,17 +64,16 @@ def go_quote(value: str) -> str:
 
 
 def go_strings(values: Sequence[str]) -> GoLiteral:
-    """A ``[]string`` bad value (``[]string(nil)`` when empty)."""
+    """A ``[]string`` bad value: JSON, as field errors render it since Kubernetes 1.32
+    (``null`` when empty)."""
     if not values:
-        return GoLiteral("[]string(nil)")
-    return GoLiteral("[]string{" + ", ".join(go_quote(v) for v in values) + "}")
+        return GoLiteral("null")
+    return GoLiteral(json.dumps(list(values), ensure_ascii=False, separators=(",", ":")))
 
 
 def go_families(values: Sequence[str]) -> GoLiteral:
-    """A ``[]core.IPFamily`` bad value."""
-    if not values:
-        return GoLiteral("[]core.IPFamily(nil)")
-    return GoLiteral("[]core.IPFamily{" + ", ".join(go_quote(v) for v in values) + "}")
+    """A ``[]core.IPFamily`` bad value (JSON, like :func:`go_strings`)."""
+    return go_strings(values)
 
 
 def _sorted(values: Iterable[str]) -> list[str]:

@@ -60,11 +60,11 @@ _CLUSTER_IPS: Final = _SPEC.child("clusterIPs")
 
 
 def _go_port_key(protocol: str, port: int) -> GoLiteral:
-    """The ``core.ServicePort{Protocol, Port}`` key a duplicate port is reported with."""
+    """The ``core.ServicePort{Protocol, Port}`` key a duplicate port is reported with
+    (rendered as JSON of the internal Go struct, field names capitalised)."""
     return GoLiteral(
-        f'core.ServicePort{{Name:"", Protocol:{go_quote(protocol)}, AppProtocol:(*string)(nil),'
-        f' Port:{port}, TargetPort:intstr.IntOrString{{Type:0, IntVal:0, StrVal:""}},'
-        " NodePort:0}"
+        f'{{"Name":"","Protocol":{go_quote(protocol)},"AppProtocol":null,"Port":{port},'
+        '"TargetPort":0,"NodePort":0}'
     )
 
 

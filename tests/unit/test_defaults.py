@@ -315,7 +315,7 @@ FAMILY_ERROR_CASES: list[tuple[str, JSON, tuple[IPFamily, ...], list[tuple[str, 
             (
                 "spec.clusterIPs[0]",
                 INVALID,
-                'Invalid value: []string{"fd00::10"}: IPv6 is not configured on this cluster',
+                'Invalid value: ["fd00::10"]: IPv6 is not configured on this cluster',
             )
         ],
     ),
@@ -351,7 +351,7 @@ FAMILY_ERROR_CASES: list[tuple[str, JSON, tuple[IPFamily, ...], list[tuple[str, 
             (
                 "spec.clusterIPs",
                 INVALID,
-                'Invalid value: []string{"10.96.0.11"}: first value must match `clusterIP`',
+                'Invalid value: ["10.96.0.11"]: first value must match `clusterIP`',
             ),
             (
                 "spec.clusterIPs[0]",

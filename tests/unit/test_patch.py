@@ -232,11 +232,32 @@ def test_null_bodies() -> None:
         patched(b"null", PatchType.MERGE)
 
 
-@pytest.mark.parametrize("body", [b"{", b"[]", b'"x"', b"1"])
-def test_merge_patch_that_is_not_an_object(body: bytes) -> None:
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{", "Invalid JSON Patch"),
+        # As kube-apiserver 1.34 answers (seen in the differential suite).
+        (
+            b"[]",
+            "error decoding patch: json: cannot unmarshal array into Go value of type "
+            "map[string]interface {}",
+        ),
+        (
+            b'"x"',
+            "error decoding patch: json: cannot unmarshal string into Go value of type "
+            "map[string]interface {}",
+        ),
+        (
+            b"1",
+            "error decoding patch: json: cannot unmarshal number into Go value of type "
+            "map[string]interface {}",
+        ),
+    ],
+)
+def test_merge_patch_that_is_not_an_object(body: bytes, message: str) -> None:
     with pytest.raises(BadPatch) as info:
         patched(body, PatchType.MERGE)
-    assert (info.value.code, info.value.message) == (400, "Invalid JSON Patch")
+    assert (info.value.code, info.value.message) == (400, message)
 
 
 DECODE = [
