@@ -51,6 +51,15 @@ HEADERS: dict[str, str] = {"Content-Type": "application/json"}
 TLS: dict[str, ssl.SSLContext | bool] = {"ssl": True}
 
 
+BENCH_TOKEN = "bench-token-not-a-secret"
+
+
+def _token_file(d: Path) -> Path:
+    path = d / "bench.token"
+    path.write_text(BENCH_TOKEN)
+    return path
+
+
 def _connector(limit: int) -> aiohttp.TCPConnector:
     return aiohttp.TCPConnector(limit=limit, ssl=TLS["ssl"])
 
@@ -62,12 +71,10 @@ async def creates(url: str, total: int, clients: int) -> dict[str, Any]:
     async def client(s: aiohttp.ClientSession) -> None:
         for i in names:
             t0 = time.perf_counter()
-            async with s.post(
-                url + SVC, data=_svc(f"b{i}"), headers={"Content-Type": "application/json"}
-            ) as r:
+            async with s.post(url + SVC, data=_svc(f"b{i}"), headers=HEADERS) as r:
                 await r.read()
                 if r.status != 201:
-                    raise RuntimeError(f"create failed: {r.status}")
+                    raise RuntimeError(f"create failed: {r.status} {await r.text()}")
             latencies.append(time.perf_counter() - t0)
 
     async with aiohttp.ClientSession(connector=_connector(clients)) as s:
@@ -111,11 +118,9 @@ async def fanout(url: str, watchers: int, events: int) -> dict[str, Any]:
         while ready < watchers:
             await asyncio.sleep(0.01)
         t0 = time.perf_counter()
-        async with aiohttp.ClientSession() as w:
+        async with aiohttp.ClientSession(connector=_connector(1)) as w:
             for i in range(events):
-                async with w.post(
-                    url + SVC, data=_svc(f"f{i}"), headers={"Content-Type": "application/json"}
-                ) as r:
+                async with w.post(url + SVC, data=_svc(f"f{i}"), headers=HEADERS) as r:
                     await r.read()
         created = time.perf_counter() - t0
         await asyncio.wait_for(done.wait(), timeout=120)
@@ -159,9 +164,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "30000-39999",
             "--log-level",
             "WARNING",
+            "--tls",
+            "--token-file",
+            str(_token_file(Path(d))),
         ) as server,
     ):
+        # TLS and a bearer token, like the real server: the comparison is like for like.
         assert server.proc is not None
+        TLS["ssl"] = ssl.create_default_context(cafile=str(Path(d) / "apiserver.crt"))
+        HEADERS["Authorization"] = f"Bearer {BENCH_TOKEN}"
         out["embedded"] = await workload(server.url, server.proc.pid, args)
     bins = binaries_dir()
     if bins is None or args.embedded_only:
