@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 up: $(STAMP)
-	$(BIN)/lbctl up
+	$(BIN)/lbctl up --once
 
 lint: $(STAMP)
 	$(BIN)/ruff check lbctl providers tests bench

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from lbctl import __version__
 from lbctl.apiserver.main import run_apiserver
-from lbctl.demo import DemoError, run_demo
+from lbctl.controllers.main import run_controller_command
 from lbctl.settings import Settings, SettingsError, load_settings
+from lbctl.up import UpOptions, run_up
 
 __all__ = ["main"]
 
@@ -43,18 +44,38 @@ def _parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser(
         "up",
-        help="run the main job locally and print a table of Services with their addresses",
+        help="run the embedded API server, the controller and a provider; print the Services",
         description=(
-            "Allocate ClusterIPs, NodePorts and LoadBalancer IPs for the example Services "
-            "and print them as a table."
+            "Start the embedded API server and the Service LB controller with a provider in "
+            "one process, apply the example Services, wait until they converge and print "
+            "them as a table; then keep serving until Ctrl-C (--once: exit after the table)."
         ),
     )
     _common(up)
+    up.add_argument("--listen", metavar="HOST:PORT", help="API server address (LBCTL_LISTEN)")
+    up.add_argument("--provider", metavar="NAME", help="provider (LBCTL_PROVIDER)")
+    up.add_argument("--once", action="store_true", help="exit after printing the table")
     up.add_argument(
         "--examples",
         metavar="DIR",
         default="deploy/examples",
-        help="directory of example Service and pool manifests (default: deploy/examples)",
+        help="directory of example manifests (default: deploy/examples)",
+    )
+
+    ctl = sub.add_parser(
+        "controller",
+        help="run only the Service LB controller against any API server",
+        description="Run the controller against the API server of KUBECONFIG (in-cluster "
+        "config when none is given).",
+    )
+    _common(ctl)
+    ctl.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster)")
+    ctl.add_argument("--provider", metavar="NAME", help="provider (LBCTL_PROVIDER)")
+    ctl.add_argument(
+        "--default-class",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also take Services without loadBalancerClass (LBCTL_DEFAULT_CLASS)",
     )
 
     api = sub.add_parser(
@@ -89,6 +110,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         log_level=args.log_level,
         log_format=args.log_format,
         listen=getattr(args, "listen", None),
+        provider=getattr(args, "provider", None),
+        default_class=getattr(args, "default_class", None),
         tls=getattr(args, "tls", None),
         token_file=getattr(args, "token_file", None),
     )
@@ -109,12 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(settings.model_dump(mode="json"), indent=2))
         return 0
     if args.command == "up":
-        try:
-            print(run_demo(settings, examples=Path(args.examples)))
-        except DemoError as e:
-            print(f"lbctl: {e}", file=sys.stderr)
-            return 1
-        return 0
+        return run_up(
+            settings,
+            UpOptions(provider=settings.provider, examples=Path(args.examples), once=args.once),
+        )
+    if args.command == "controller":
+        return run_controller_command(settings, Path(args.kubeconfig) if args.kubeconfig else None)
     if args.command == "apiserver":
         return run_apiserver(settings)
     parser.error(f"unknown command {args.command}")

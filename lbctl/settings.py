@@ -138,6 +138,57 @@ class Settings(BaseSettings):
         ),
     )
 
+    # -- controller -----------------------------------------------------------------
+    provider: str = Field(
+        default="memory",
+        description=(
+            "Load-balancer provider, by its name in the lbctl.providers entry-point group "
+            "(memory; aws and baremetal as they land). Default memory: runs anywhere."
+        ),
+    )
+    default_class: bool = Field(
+        default=False,
+        description=(
+            "Also take LoadBalancer Services with no loadBalancerClass (CCM-sidecar mode). "
+            "Default false: only Services of the provider's class, so lbctl never fights "
+            "another controller for unclassed Services."
+        ),
+    )
+    workers: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="Concurrent reconciles. Default 4: provider calls are I/O-bound.",
+    )
+    resync_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "Seconds between drift-repair passes over every Service (an idle pass makes no "
+            "mutating provider call). Default 600 s (10 min)."
+        ),
+    )
+    leader_elect: bool = Field(
+        default=True,
+        description="Elect one active controller through a Lease. Default true (safe with "
+        "replicas).",
+    )
+    lease_duration_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Lease duration in seconds. Default 15 s, client-go's default.",
+    )
+    renew_deadline_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds the leader keeps trying to renew before giving up. Default 10 s.",
+    )
+    retry_period_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds between lease attempts. Default 2 s, client-go's default.",
+    )
+
     # -- logging -------------------------------------------------------------------
     log_level: LogLevel = Field(
         default=LogLevel.INFO,

@@ -74,6 +74,7 @@ class APIServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._terminating: set[str] = set()
         self._cleanup_scheduled = False
+        self._closing = asyncio.Event()
         self.port = 0
 
     # -- lifecycle -------------------------------------------------------------------
@@ -110,6 +111,7 @@ class APIServer:
         log.info("API server listening on %s", self.url)
 
     async def stop(self) -> None:
+        self._closing.set()  # open watches end within a second
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -416,6 +418,7 @@ class APIServer:
                     self._render_one(rt, obj, q, first) if table else obj
                 ),
                 bookmark_seconds=self.config.bookmark_seconds,
+                closing=self._closing,
             )
         if verb == "list":
             items, meta = self.handlers.list(t, q)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
 
 from lbctl.apimachinery.resources import ResourceType
 from lbctl.apiserver import errors
@@ -26,6 +27,9 @@ from lbctl.apiserver.store import Change, Store
 __all__ = ["WatchFilter", "serve_watch"]
 
 JSON = dict[str, Any]
+POLL_SECONDS = 1.0
+"""How often an idle watch checks that its client is still there and the server is not
+stopping."""
 MAX_BACKLOG = 50_000
 """Events a watcher may fall behind by before it is closed (it then resumes by RV)."""
 
@@ -54,6 +58,11 @@ class WatchFilter:
         return None
 
 
+def _gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def _line(event_type: str, obj: JSON) -> bytes:
     return (json.dumps({"type": event_type, "object": obj}, separators=(",", ":")) + "\n").encode()
 
@@ -67,6 +76,7 @@ async def serve_watch(
     query: Mapping[str, str],
     render: Callable[[str, JSON, bool], JSON],
     bookmark_seconds: float = 10.0,
+    closing: asyncio.Event | None = None,
 ) -> web.StreamResponse:
     """Stream events until ``timeoutSeconds``, a server stop, or the client going away.
 
@@ -128,22 +138,24 @@ async def serve_watch(
             first = False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_s
-        while True:
-            left = deadline - loop.time()
-            if left <= 0:
+        next_mark = loop.time() + bookmark_seconds
+        while not (closing is not None and closing.is_set()):
+            now = loop.time()
+            if now >= deadline or _gone(request):
                 break
+            wait = max(0.0, min(deadline, next_mark, now + POLL_SECONDS) - now)
             try:
-                ch: Change | None = await asyncio.wait_for(
-                    queue.get(), timeout=min(left, bookmark_seconds)
-                )
+                ch: Change | None = await asyncio.wait_for(queue.get(), timeout=wait)
             except TimeoutError:
-                if bookmarks and loop.time() < deadline:
+                if bookmarks and loop.time() >= next_mark:
                     mark = {
                         "kind": rt.kind,
                         "apiVersion": rt.api_version,
                         "metadata": {"resourceVersion": str(store.rv)},
                     }
                     await resp.write(_line("BOOKMARK", mark))
+                if loop.time() >= next_mark:
+                    next_mark = loop.time() + bookmark_seconds
                 continue
             if ch is None:
                 break  # too far behind: the client resumes from its last RV
@@ -153,7 +165,8 @@ async def serve_watch(
                 first = False
         await resp.write_eof()
         return resp
-    except (ConnectionResetError, asyncio.CancelledError):
-        raise
+    except (ConnectionResetError, ClientConnectionResetError):
+        # The client went away: nothing to answer, nothing to log.
+        return resp
     finally:
         cancel()

@@ -1,0 +1,1 @@
+"""Controllers: glue between the Kubernetes edge, the runtime and providers."""

@@ -1,0 +1,186 @@
+"""Wiring: informers, the Service LB controller, node sync, drift resync, leader election.
+
+Event -> key mapping (controller-runtime's sources and handlers):
+- a Service we concern ourselves with (ours, or carrying our finalizer) -> its key;
+- an EndpointSlice -> the key of its Service (label ``kubernetes.io/service-name``);
+- a Node added, removed or changing eligibility -> every Service we concern ourselves with;
+- every ``resync_seconds`` -> every such Service again (drift repair: the provider's
+  ensure makes no mutating call when nothing drifted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lbctl.controllers.service_lb import ServiceLBController, eligible_node
+from lbctl.kube.client import ENDPOINTSLICES, NODES, SERVICES, KubeClient
+from lbctl.kube.events import EventRecorder
+from lbctl.kube.informer import Informer
+from lbctl.kube.lease import KubeLeaseStore
+from lbctl.runtime.controller import Controller
+from lbctl.runtime.leaderelection import LeaderElector
+from lbctl.runtime.manager import Manager
+from providers.base import Provider
+
+__all__ = ["ControllerOptions", "run_controller"]
+
+log = logging.getLogger("lbctl.controller")
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerOptions:
+    class_name: str
+    default_class: bool = False
+    workers: int = 4
+    resync_seconds: float = 600.0
+    leader_election: bool = True
+    lease_namespace: str = "kube-system"
+    lease_name: str = "lbctl-controller"
+    identity: str = ""
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    cluster_name: str = "lbctl"
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    m = obj.get("metadata") or {}
+    return f"{m.get('namespace')}/{m.get('name')}" if m.get("namespace") else str(m.get("name"))
+
+
+def _slice_service(obj: Mapping[str, Any]) -> list[str]:
+    m = obj.get("metadata") or {}
+    svc = (m.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return [f"{m.get('namespace')}/{svc}"] if svc else []
+
+
+class _InformerRunnable:
+    needs_leader = False
+
+    def __init__(self, name: str, informer: Informer) -> None:
+        self.name = name
+        self.informer = informer
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.informer.run(stop)
+
+
+class _ControllerRunnable:
+    needs_leader = True
+
+    def __init__(
+        self,
+        controller: Controller[str],
+        informers: list[Informer],
+        resync_seconds: float,
+        resync: Callable[[], None],
+    ) -> None:
+        self.name = "service-lb-controller"
+        self.controller = controller
+        self.informers = informers
+        self.resync_seconds = resync_seconds
+        self.resync = resync
+
+    async def run(self, stop: asyncio.Event) -> None:
+        for inf in self.informers:
+            await inf.has_synced.wait()
+        self.resync()  # everything once at start: a Service deleted while we were down
+
+        async def periodic() -> None:
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.resync_seconds)
+                except TimeoutError:
+                    self.resync()
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(periodic())
+            await self.controller.run(stop)
+
+
+async def run_controller(
+    *,
+    client: KubeClient,
+    provider: Provider,
+    options: ControllerOptions,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
+) -> ServiceLBController:
+    services = Informer(client, SERVICES)
+    nodes = Informer(client, NODES)
+    slices = Informer(client, ENDPOINTSLICES)
+    slices.add_index("service", _slice_service)
+    identity = options.identity or f"{socket.gethostname()}-{id(stop):x}"
+    recorder = EventRecorder(client, component="lbctl-service-controller", host=identity)
+    lb = ServiceLBController(
+        client=client,
+        provider=provider,
+        recorder=recorder,
+        services=services,
+        nodes=nodes,
+        endpoint_slices=slices,
+        class_name=options.class_name,
+        default_class=options.default_class,
+        cluster_name=options.cluster_name,
+    )
+    controller: Controller[str] = Controller("service-lb", lb.reconcile, workers=options.workers)
+
+    def enqueue_all() -> None:
+        for obj in services.list():
+            if lb.concerns(obj):
+                controller.enqueue(_key(obj))
+
+    def on_service(obj: Mapping[str, Any]) -> None:
+        if lb.concerns(obj):
+            controller.enqueue(_key(obj))
+
+    def on_service_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        if lb.concerns(new) or lb.concerns(old):
+            controller.enqueue(_key(new))
+
+    def on_node_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        if eligible_node(old) != eligible_node(new) or _addresses(old) != _addresses(new):
+            enqueue_all()
+
+    services.add_handler(on_service, on_service_update, on_service)
+    nodes.add_handler(lambda n: enqueue_all(), on_node_update, lambda n: enqueue_all())
+
+    def on_slice(obj: Mapping[str, Any]) -> None:
+        for key in _slice_service(obj):
+            svc = services.get(key)
+            if svc is not None and lb.concerns(svc):
+                controller.enqueue(key)
+
+    slices.add_handler(on_slice, lambda old, new: on_slice(new), on_slice)
+
+    manager = Manager()
+    for name, inf in (("services", services), ("nodes", nodes), ("endpointslices", slices)):
+        manager.add(_InformerRunnable(f"{name}-informer", inf))
+    manager.add(
+        _ControllerRunnable(
+            controller, [services, nodes, slices], options.resync_seconds, enqueue_all
+        )
+    )
+    elector = None
+    if options.leader_election:
+        elector = LeaderElector(
+            KubeLeaseStore(client, namespace=options.lease_namespace, name=options.lease_name),
+            identity,
+            lease_duration=options.lease_duration,
+            renew_deadline=options.renew_deadline,
+            retry_period=options.retry_period,
+        )
+    if ready is not None:
+        ready.set()
+    await manager.run(stop, elector=elector)
+    return lb
+
+
+def _addresses(node: Mapping[str, Any]) -> Any:
+    return (node.get("status") or {}).get("addresses")

@@ -1,0 +1,243 @@
+"""``lbctl up``: the main job on the embedded default.
+
+The embedded API server (data in ``data_dir``), the Service LB controller and a
+provider, in one process. It applies the example Services, shows progress until they
+converge, prints a table like ``kubectl get services -A`` with a STATUS column, then
+keeps serving the API until Ctrl-C (``--once``: exits after the table, 0 when every
+example converged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from lbctl.apiserver.main import config_from_settings
+from lbctl.apiserver.server import APIServer
+from lbctl.controllers.app import ControllerOptions, run_controller
+from lbctl.kube.client import NAMESPACES, SERVICES, KubeClient, connect
+from lbctl.kube.errors import AlreadyExists, KubeError
+from lbctl.settings import Settings
+from providers.base import ConfigError, Provider, load_provider
+
+__all__ = ["UpError", "UpOptions", "render_table", "run_up"]
+
+CONVERGE_SECONDS = 60.0
+
+
+class UpError(Exception):
+    """Something the user can fix: the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpOptions:
+    provider: str = "memory"
+    examples: Path = Path("deploy/examples")
+    once: bool = False
+
+
+def _load_examples(examples: Path) -> list[dict[str, Any]]:
+    if not examples.is_dir():
+        raise UpError(f"examples directory {examples} does not exist (--examples)")
+    docs: list[dict[str, Any]] = []
+    for path in sorted(examples.glob("*.yaml")):
+        try:
+            docs += [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+        except yaml.YAMLError as e:
+            raise UpError(f"{path}: {' '.join(str(e).split())}") from None
+    return [d for d in docs if d.get("apiVersion") == "v1" and d.get("kind") == "Service"]
+
+
+async def _apply(client: KubeClient, docs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Create each Service, or bring an existing one's spec in line (like apply)."""
+    keys = []
+    for doc in docs:
+        meta = dict(doc.get("metadata") or {})
+        ns = meta.get("namespace") or "default"
+        await _ensure_namespace(client, ns)
+        try:
+            await client.create(SERVICES, {**doc, "metadata": {**meta, "namespace": ns}}, ns)
+        except AlreadyExists:
+            # A merge patch replaces ports whole: a strategic merge keys them by number
+            # alone and folds TCP/514 and UDP/514 together (k/k #39188); the server keeps
+            # allocated nodePorts of ports it recognises by name.
+            await client.patch(
+                SERVICES, meta["name"], {"spec": doc.get("spec") or {}}, ns, kind="merge"
+            )
+        keys.append(f"{ns}/{meta['name']}")
+    return keys
+
+
+async def _ensure_namespace(client: KubeClient, ns: str) -> None:
+    with contextlib.suppress(AlreadyExists):
+        await client.create(NAMESPACES, {"metadata": {"name": ns}})
+
+
+def _status(svc: Mapping[str, Any]) -> str:
+    spec, st = svc.get("spec") or {}, svc.get("status") or {}
+    if spec.get("type") != "LoadBalancer":
+        return "-"
+    conds = {c.get("type"): c for c in st.get("conditions") or []}
+    ready = conds.get("LoadBalancerReady")
+    text = (
+        "Pending"
+        if ready is None
+        else ("Ready" if ready.get("status") == "True" else ready.get("reason") or "NotReady")
+    )
+    ports = conds.get("LoadBalancerPortsError")
+    if ports is not None and ports.get("status") == "True":
+        text += " (port errors: " + ports.get("message", "") + ")"
+    return text
+
+
+def _external(svc: Mapping[str, Any]) -> str:
+    spec, st = svc.get("spec") or {}, svc.get("status") or {}
+    if spec.get("type") == "LoadBalancer":
+        got = [
+            i.get("ip") or i.get("hostname")
+            for i in (st.get("loadBalancer") or {}).get("ingress") or []
+        ]
+        return ",".join(x for x in got if x) or "<pending>"
+    if spec.get("type") == "ExternalName":
+        return str(spec.get("externalName", ""))
+    return ",".join(spec.get("externalIPs") or []) or "<none>"
+
+
+def _ports(svc: Mapping[str, Any]) -> str:
+    out = []
+    for p in (svc.get("spec") or {}).get("ports") or []:
+        node = f":{p['nodePort']}" if p.get("nodePort") else ""
+        out.append(f"{p.get('port')}{node}/{p.get('protocol', 'TCP')}")
+    return ",".join(out) or "<none>"
+
+
+def render_table(services: Sequence[Mapping[str, Any]]) -> str:
+    header = ("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "STATUS")
+    rows = [header]
+    for s in services:
+        m, spec = s.get("metadata") or {}, s.get("spec") or {}
+        rows.append(
+            (
+                m.get("namespace", ""),
+                m.get("name", ""),
+                spec.get("type", ""),
+                spec.get("clusterIP") or "<none>",
+                _external(s),
+                _ports(s),
+                _status(s),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    return "\n".join(
+        "   ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]) for r in rows
+    )
+
+
+def _converged(svc: Mapping[str, Any]) -> bool:
+    return _status(svc).split(" ")[0] in ("-", "Ready", "Unsupported")
+
+
+async def _serve(settings: Settings, options: UpOptions, out: TextIO) -> int:
+    try:
+        provider: Provider = load_provider(options.provider)
+    except ConfigError as e:
+        raise UpError(f"--provider {options.provider}: {e.message}") from None
+    docs = _load_examples(options.examples)
+    server = APIServer(config_from_settings(settings))
+    await server.start()
+    stop = asyncio.Event()
+    try:
+        async with await connect(kubeconfig=server.kubeconfig_path) as client:
+            copts = ControllerOptions(
+                class_name=provider.load_balancer_class,
+                default_class=True,
+                leader_election=True,
+                lease_duration=5,
+                renew_deadline=4,
+                retry_period=1,
+            )
+            task = asyncio.create_task(
+                run_controller(client=client, provider=provider, options=copts, stop=stop)
+            )
+            try:
+                ok = await _converge(client, server, provider, docs, out)
+                if not options.once:
+                    print(
+                        f"\nServing on {server.url}. Point kubectl at it:\n"
+                        f"  kubectl --kubeconfig {server.kubeconfig_path} get services -A\n"
+                        "Ctrl-C stops.",
+                        file=out,
+                        flush=True,
+                    )
+                    loop = asyncio.get_running_loop()
+                    for sig in (signal.SIGINT, signal.SIGTERM):
+                        loop.add_signal_handler(sig, stop.set)
+                    await stop.wait()
+                return 0 if ok else 1
+            finally:
+                stop.set()  # the controller releases its lease while the client is open
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(task, timeout=30)
+    finally:
+        stop.set()
+        await provider.close()
+        await server.stop()
+
+
+async def _converge(
+    client: KubeClient,
+    server: APIServer,
+    provider: Provider,
+    docs: list[dict[str, Any]],
+    out: TextIO,
+) -> bool:
+    """Apply the examples, show progress until they converge, print the table."""
+    keys = await _apply(client, docs)
+    print(
+        f"lbctl up: API server {server.url}, provider {provider.name}, "
+        f"{len(keys)} example Services applied",
+        file=out,
+        flush=True,
+    )
+    deadline = time.monotonic() + CONVERGE_SECONDS
+    while time.monotonic() < deadline:
+        items, _ = await client.list(SERVICES)
+        left = [_key(s) for s in items if _key(s) in keys and not _converged(s)]
+        if not left:
+            break
+        print(f"  waiting for {len(left)}: {', '.join(left)}", file=out, flush=True)
+        await asyncio.sleep(0.5)
+    items, _ = await client.list(SERVICES)
+    print("", file=out)
+    print(render_table(sorted(items, key=_key)), file=out, flush=True)
+    return all(_converged(s) for s in items if _key(s) in keys)
+
+
+def _key(svc: Mapping[str, Any]) -> str:
+    m = svc.get("metadata") or {}
+    return f"{m.get('namespace')}/{m.get('name')}"
+
+
+def run_up(settings: Settings, options: UpOptions, out: TextIO = sys.stdout) -> int:
+    try:
+        return asyncio.run(_serve(settings, options, out))
+    except UpError as e:
+        print(f"lbctl: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(
+            f"lbctl: listen (LBCTL_LISTEN): cannot serve on {settings.listen}: {e}", file=sys.stderr
+        )
+        return 1
+    except KubeError as e:
+        print(f"lbctl: API error: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,67 @@
+"""`lbctl up --once`: embedded API server + controller + provider, the examples converge,
+the table is printed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _up(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LBCTL_")}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lbctl",
+            "up",
+            "--once",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(tmp_path / "data"),
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
+
+
+def test_up_once_converges_and_prints_the_table(tmp_path: Path) -> None:
+    proc = _up(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("NAMESPACE"))
+    assert lines[header].split() == [
+        "NAMESPACE",
+        "NAME",
+        "TYPE",
+        "CLUSTER-IP",
+        "EXTERNAL-IP",
+        "PORT(S)",
+        "STATUS",
+    ]
+    rows = {tuple(line.split()[:2]): line.split() for line in lines[header + 1 :] if line}
+    web = rows[("default", "web")]
+    assert web[2] == "LoadBalancer" and web[4].startswith("198.51.100.") and web[-1] == "Ready"
+    assert rows[("default", "cache")][4] == "<none>"
+    assert rows[("default", "kubernetes")][3] == "10.96.0.1"
+    # Run again on the same data: idempotent, same addresses.
+    again = _up(tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert web[4] in again.stdout
+
+
+def test_unknown_provider_is_a_one_line_error(tmp_path: Path) -> None:
+    proc = _up(tmp_path, "--provider", "nope")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("lbctl: --provider nope:")
+    assert "memory" in proc.stderr and "Traceback" not in proc.stderr
