@@ -168,6 +168,22 @@ class Settings(BaseSettings):
             "mutating provider call). Default 600 s (10 min)."
         ),
     )
+    api_qps: float = Field(
+        default=200.0,
+        ge=0,
+        description=(
+            "Client-side limit on API requests per second (burst: twice as many); 0 turns "
+            "it off. Default 200/s: enough to converge 10,000 Services in a minute, while "
+            "kube-apiserver's priority and fairness still protects a shared cluster."
+        ),
+    )
+    metrics_listen: str = Field(
+        default="127.0.0.1:8080",
+        description=(
+            "HOST:PORT of the controller's /metrics (Prometheus text), /healthz and /readyz. "
+            "Default 127.0.0.1:8080: loopback only until a deployment opens it."
+        ),
+    )
     leader_elect: bool = Field(
         default=True,
         description="Elect one active controller through a Lease. Default true (safe with "
@@ -242,7 +258,7 @@ class Settings(BaseSettings):
         rng = PortRange.parse(value)
         return str(rng)
 
-    @field_validator("listen")
+    @field_validator("listen", "metrics_listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
@@ -257,6 +273,14 @@ class Settings(BaseSettings):
     @property
     def listen_port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @property
+    def metrics_host(self) -> str:
+        return self.metrics_listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def metrics_port(self) -> int:
+        return int(self.metrics_listen.rpartition(":")[2])
 
     @property
     def port_range(self) -> PortRange:

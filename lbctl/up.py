@@ -156,7 +156,8 @@ async def _serve(settings: Settings, options: UpOptions, out: TextIO) -> int:
     await server.start()
     stop = asyncio.Event()
     try:
-        async with await connect(kubeconfig=server.kubeconfig_path) as client:
+        # The embedded server is in this process: no client-side rate limit.
+        async with await connect(kubeconfig=server.kubeconfig_path, qps=None) as client:
             copts = ControllerOptions(
                 class_name=provider.load_balancer_class,
                 default_class=True,

@@ -87,7 +87,11 @@ class InMemoryProvider:
         capabilities: Capabilities = DEFAULT_CAPABILITIES,
         provisioning_rounds: int = 0,
         requeue_after: float = 1.0,
+        network_v4: str = "198.51.100.0/24",
     ) -> None:
+        """``network_v4``: where IPv4 addresses come from (never contacted; the default
+        is a documentation range; benchmarks with thousands of Services pass a larger
+        one)."""
         self.name = "memory"
         self.load_balancer_class = "lbctl.io/memory"
         self.capabilities = capabilities
@@ -100,6 +104,9 @@ class InMemoryProvider:
         """Every change to :attr:`state` made through the API: ``(mutation, key)``."""
         self.closed = False
         self._faults: defaultdict[str, deque[BaseException]] = defaultdict(deque)
+        self._owners: dict[str, str] = {}
+        self._v4: ipaddress.IPv4Network = ipaddress.IPv4Network(network_v4)
+        self._v6: ipaddress.IPv6Network = _V6_NET
 
     def fail_next(self, operation: str, exc: BaseException) -> None:
         """Make the next call of ``operation`` raise ``exc`` (queued; one per call).
@@ -195,18 +202,26 @@ class InMemoryProvider:
     def _allocate(self, service: Service, key: str, families: tuple[str, ...]) -> tuple[str, ...]:
         """Addresses derived from the UID; the next free one on a (rare) collision."""
         seed = hashlib.sha256((service.metadata.uid or key).encode()).digest()
-        used = {ip for k, lb in self.state.items() if k != key for ip in lb.ips}
+
+        def taken(ip: str) -> bool:
+            # The owner index may be stale (tests edit ``state`` by hand): check it.
+            owner = self._owners.get(ip)
+            return (
+                owner is not None
+                and owner != key
+                and ip in getattr(self.state.get(owner), "ips", ())
+            )
+
         out: list[str] = []
         for family in families:
-            net: ipaddress.IPv4Network | ipaddress.IPv6Network = _V4_NET
-            if family == IPFamily.IPV6:
-                net = _V6_NET
+            net = self._v6 if family == IPFamily.IPV6 else self._v4
             size = net.num_addresses - 2  # neither the first nor the last address
             start = int.from_bytes(seed[:8], "big")
-            candidates = (str(net[1 + (start + i) % size]) for i in range(min(size, 256)))
-            ip = next((c for c in candidates if c not in used), None)
+            candidates = (str(net[1 + (start + i) % size]) for i in range(min(size, 4096)))
+            ip = next((c for c in candidates if not taken(c)), None)
             if ip is None:
                 raise TransientError(f"memory: no free {family} address for {key}")
+            self._owners[ip] = key
             out.append(ip)
         return tuple(out)
 

@@ -22,9 +22,11 @@ from lbctl.kube.client import ENDPOINTSLICES, NODES, SERVICES, KubeClient
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
 from lbctl.kube.lease import KubeLeaseStore
-from lbctl.runtime.controller import Controller
+from lbctl.runtime.controller import Controller, Result
 from lbctl.runtime.leaderelection import LeaderElector
 from lbctl.runtime.manager import Manager
+from lbctl.runtime.workqueue import WorkQueue
+from lbctl.telemetry import Metrics, reconcile_context, reconcile_span
 from providers.base import Provider
 
 __all__ = ["ControllerOptions", "run_controller"]
@@ -111,6 +113,7 @@ async def run_controller(
     options: ControllerOptions,
     stop: asyncio.Event,
     ready: asyncio.Event | None = None,
+    metrics: Metrics | None = None,
 ) -> ServiceLBController:
     services = Informer(client, SERVICES)
     nodes = Informer(client, NODES)
@@ -129,7 +132,21 @@ async def run_controller(
         default_class=options.default_class,
         cluster_name=options.cluster_name,
     )
-    controller: Controller[str] = Controller("service-lb", lb.reconcile, workers=options.workers)
+    queue: WorkQueue[str] | None = None
+    if metrics is not None:
+        queue = WorkQueue(name="service-lb", on_get=metrics.queue_observer("service-lb"))
+        lb.on_provider_call = metrics.provider_call
+
+    async def reconcile(key: str) -> Result | None:
+        with reconcile_context(key):
+            async with reconcile_span(key, "service-lb"):
+                return await lb.reconcile(key)
+
+    controller: Controller[str] = Controller(
+        "service-lb", reconcile, workers=options.workers, queue=queue, observer=metrics
+    )
+    if metrics is not None:
+        metrics.watch_queue("service-lb", lambda: len(controller.queue))
 
     def enqueue_all() -> None:
         for obj in services.list():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from lbctl.controllers.app import ControllerOptions, run_controller
 from lbctl.kube.client import connect
 from lbctl.kube.errors import KubeError
 from lbctl.settings import Settings
+from lbctl.telemetry import HealthServer, Metrics, configure_logging
 from providers.base import ConfigError, load_provider
 
 __all__ = ["options_from_settings", "run_controller_command"]
@@ -32,34 +32,45 @@ def options_from_settings(settings: Settings, class_name: str) -> ControllerOpti
 
 async def _run(settings: Settings, kubeconfig: Path | None) -> int:
     provider = load_provider(settings.provider)
+    metrics = Metrics()
+    started = asyncio.Event()
+    health = HealthServer(
+        metrics, ready=started.is_set, host=settings.metrics_host, port=settings.metrics_port
+    )
+    await health.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.set)  # graceful: in-flight reconciles finish
+    qps = settings.api_qps or None
     try:
-        async with await connect(kubeconfig=kubeconfig) as client:
+        async with await connect(
+            kubeconfig=kubeconfig, qps=qps, burst=max(1, int(settings.api_qps * 2))
+        ) as client:
             await run_controller(
                 client=client,
                 provider=provider,
                 stop=stop,
+                ready=started,
+                metrics=metrics,
                 options=options_from_settings(settings, provider.load_balancer_class),
             )
     finally:
         await provider.close()
+        await health.stop()
     return 0
 
 
 def run_controller_command(settings: Settings, kubeconfig: Path | None) -> int:
-    logging.basicConfig(
-        level=settings.log_level.value,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level.value, settings.log_format.value)
     try:
         return asyncio.run(_run(settings, kubeconfig))
     except ConfigError as e:
-        print(f"lbctl: provider (LBCTL_PROVIDER): {e}", file=sys.stderr)
+        print(f"lbctl: provider (LBCTL_PROVIDER): {e.message}", file=sys.stderr)
         return 2
     except KubeError as e:
         print(f"lbctl: API error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"lbctl: metrics_listen (LBCTL_METRICS_LISTEN): {e}", file=sys.stderr)
         return 1

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from lbctl.domain.capabilities import check_ports, desired_port_statuses
 from lbctl.domain.lbstatus import (
@@ -31,11 +30,12 @@ from lbctl.domain.lbstatus import (
     status_changed,
 )
 from lbctl.domain.service import DecodeError, Service, ServiceStatus, ServiceType
-from lbctl.kube.client import ENDPOINTSLICES, NODES, SERVICES, KubeClient
-from lbctl.kube.errors import Conflict, KubeError, NotFound
+from lbctl.kube.client import SERVICES, KubeClient
+from lbctl.kube.errors import Conflict, NotFound
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer
 from lbctl.runtime.controller import Result, RetryAfter
+from lbctl.telemetry import provider_span
 from providers.base import (
     EndpointInfo,
     EndpointPort,
@@ -50,6 +50,7 @@ from providers.base import (
 __all__ = ["ServiceLBController", "eligible_node"]
 
 log = logging.getLogger("lbctl.controller")
+T = TypeVar("T")
 JSON = dict[str, Any]
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 AUTOSCALER_TAINT = "ToBeDeletedByClusterAutoscaler"
@@ -113,6 +114,20 @@ class ServiceLBController:
         self.class_name = class_name
         self.default_class = default_class
         self.cluster_name = cluster_name
+        self.on_provider_call: Callable[[str, str, str], None] | None = None
+        """``(provider, operation, outcome)`` after every provider call (metrics)."""
+
+    async def _call(self, operation: str, fn: Callable[[], Awaitable[T]]) -> T:
+        async with provider_span(operation, self.provider.name):
+            try:
+                got = await fn()
+            except Exception as e:
+                if self.on_provider_call is not None:
+                    self.on_provider_call(self.provider.name, operation, type(e).__name__)
+                raise
+        if self.on_provider_call is not None:
+            self.on_provider_call(self.provider.name, operation, "success")
+        return got
 
     # -- which Services ----------------------------------------------------------------
     def wants(self, obj: Mapping[str, Any]) -> bool:
@@ -203,7 +218,7 @@ class ServiceLBController:
                 obj, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer"
             )
         try:
-            lb = await self.provider.ensure(req)
+            lb = await self._call("ensure", lambda: self.provider.ensure(req))
         except UnsupportedError as e:
             await self.recorder.emit(obj, "Warning", "SyncLoadBalancerFailed", e.message)
             status = desired_status(
@@ -253,7 +268,7 @@ class ServiceLBController:
     async def _tear_down(self, svc: Service, obj: JSON, *, deleting: bool) -> None:
         await self.recorder.emit(obj, "Normal", "DeletingLoadBalancer", "Deleting load balancer")
         try:
-            await self.provider.delete(svc)
+            await self._call("delete", lambda: self.provider.delete(svc))
         except RetryAfterError as e:
             raise RetryAfter(e.seconds) from e
         await self.recorder.emit(obj, "Normal", "DeletedLoadBalancer", "Deleted load balancer")
@@ -313,6 +328,3 @@ class ServiceLBController:
             # Someone wrote in between: re-read from the cache and try again shortly.
             raise RetryAfter(0.05) from None
         return True
-
-
-_ = (time, KubeError, NODES, ENDPOINTSLICES)
