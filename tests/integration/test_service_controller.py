@@ -302,3 +302,34 @@ async def test_two_controllers_one_leader_and_takeover(kube: KubeClient) -> None
 
 async def _async(value: Any) -> Any:
     return value
+
+
+class ConflictOnce:
+    """The real client, but the first status patch answers 409 (as if another writer won)."""
+
+    def __init__(self, inner: KubeClient) -> None:
+        self.inner = inner
+        self.conflicts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def patch(self, res: Any, name: str, patch: Any, namespace: Any = None, **kw: Any) -> Any:
+        if kw.get("subresource") == "status" and self.conflicts == 0:
+            from lbctl.kube.errors import Conflict
+
+            self.conflicts += 1
+            raise Conflict(409, "Conflict", "the object has been modified")
+        return await self.inner.patch(res, name, patch, namespace, **kw)
+
+
+async def test_status_patch_conflict_is_retried(kube: KubeClient) -> None:
+    provider = InMemoryProvider()
+    flaky = ConflictOnce(kube)
+    run = await start(flaky, provider)  # type: ignore[arg-type]
+    try:
+        await kube.create(SERVICES, lb("contested"), "default")
+        await wait_for_async(lambda: ready(kube, "contested"), what="contested ready")
+        assert flaky.conflicts == 1
+    finally:
+        await run.halt()
