@@ -51,6 +51,7 @@ __all__ = ["ServiceLBController", "eligible_node"]
 
 log = logging.getLogger("lbctl.controller")
 T = TypeVar("T")
+CONFLICT_RETRY_SECONDS = 1.0
 JSON = dict[str, Any]
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 AUTOSCALER_TAINT = "ToBeDeletedByClusterAutoscaler"
@@ -301,7 +302,9 @@ class ServiceLBController:
         except NotFound:
             return
         except Conflict:
-            raise RetryAfter(0.05) from None
+            # Our cache is behind: the watch event for the newer version re-queues the
+            # key anyway. The delayed retry only covers a conflict no event follows.
+            raise RetryAfter(CONFLICT_RETRY_SECONDS) from None
 
     async def _write_status(self, svc: Service, status: ServiceStatus) -> bool:
         if not status_changed(svc.status, status):
@@ -325,6 +328,8 @@ class ServiceLBController:
         except NotFound:
             return False
         except Conflict:
-            # Someone wrote in between: re-read from the cache and try again shortly.
-            raise RetryAfter(0.05) from None
+            # Someone wrote in between (or our cache is behind): the watch event brings the
+            # newer version and re-queues the key; retrying at once would only conflict
+            # again against the same stale cache.
+            raise RetryAfter(CONFLICT_RETRY_SECONDS) from None
         return True
