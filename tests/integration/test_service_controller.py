@@ -274,6 +274,11 @@ async def test_node_add_reaches_the_provider(kube: KubeClient) -> None:
             lambda: _async(provider.state["default/hosts"].nodes == ("n1", "n3")),
             what="eligible nodes only",
         )
+        await kube.delete(NODES, "n1")
+        await wait_for_async(
+            lambda: _async(provider.state["default/hosts"].nodes == ("n3",)),
+            what="removed node gone from the load balancer",
+        )
     finally:
         await run.halt()
 
