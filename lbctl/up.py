@@ -21,11 +21,13 @@ from typing import Any, TextIO
 
 import yaml
 
+from lbctl.apimachinery.printers import service_external_ip, service_ports
 from lbctl.apiserver.main import config_from_settings
 from lbctl.apiserver.server import APIServer
 from lbctl.controllers.app import ControllerOptions, run_controller
 from lbctl.kube.client import NAMESPACES, SERVICES, KubeClient, connect
 from lbctl.kube.errors import AlreadyExists, KubeError
+from lbctl.kube.informer import object_key
 from lbctl.settings import Settings
 from providers.base import ConfigError, Provider, load_provider
 
@@ -99,27 +101,6 @@ def _status(svc: Mapping[str, Any]) -> str:
     return text
 
 
-def _external(svc: Mapping[str, Any]) -> str:
-    spec, st = svc.get("spec") or {}, svc.get("status") or {}
-    if spec.get("type") == "LoadBalancer":
-        got = [
-            i.get("ip") or i.get("hostname")
-            for i in (st.get("loadBalancer") or {}).get("ingress") or []
-        ]
-        return ",".join(x for x in got if x) or "<pending>"
-    if spec.get("type") == "ExternalName":
-        return str(spec.get("externalName", ""))
-    return ",".join(spec.get("externalIPs") or []) or "<none>"
-
-
-def _ports(svc: Mapping[str, Any]) -> str:
-    out = []
-    for p in (svc.get("spec") or {}).get("ports") or []:
-        node = f":{p['nodePort']}" if p.get("nodePort") else ""
-        out.append(f"{p.get('port')}{node}/{p.get('protocol', 'TCP')}")
-    return ",".join(out) or "<none>"
-
-
 def render_table(services: Sequence[Mapping[str, Any]]) -> str:
     header = ("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "STATUS")
     rows = [header]
@@ -131,8 +112,8 @@ def render_table(services: Sequence[Mapping[str, Any]]) -> str:
                 m.get("name", ""),
                 spec.get("type", ""),
                 spec.get("clusterIP") or "<none>",
-                _external(s),
-                _ports(s),
+                service_external_ip(s),
+                service_ports(s),
                 _status(s),
             )
         )
@@ -212,20 +193,15 @@ async def _converge(
     deadline = time.monotonic() + CONVERGE_SECONDS
     while time.monotonic() < deadline:
         items, _ = await client.list(SERVICES)
-        left = [_key(s) for s in items if _key(s) in keys and not _converged(s)]
+        left = [object_key(s) for s in items if object_key(s) in keys and not _converged(s)]
         if not left:
             break
         print(f"  waiting for {len(left)}: {', '.join(left)}", file=out, flush=True)
         await asyncio.sleep(0.5)
     items, _ = await client.list(SERVICES)
     print("", file=out)
-    print(render_table(sorted(items, key=_key)), file=out, flush=True)
-    return all(_converged(s) for s in items if _key(s) in keys)
-
-
-def _key(svc: Mapping[str, Any]) -> str:
-    m = svc.get("metadata") or {}
-    return f"{m.get('namespace')}/{m.get('name')}"
+    print(render_table(sorted(items, key=object_key)), file=out, flush=True)
+    return all(_converged(s) for s in items if object_key(s) in keys)
 
 
 def run_up(settings: Settings, options: UpOptions, out: TextIO = sys.stdout) -> int:

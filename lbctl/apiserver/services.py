@@ -163,7 +163,7 @@ class ServiceRegistry:
             raise errors.invalid(rt, name, errs)
         alloc = self._begin()
         try:
-            svc = self._allocate_new(svc, alloc)
+            svc = self._allocate_new(rt, svc, alloc)
             errs = validate_service(svc)
             if errs:
                 raise errors.invalid(rt, name, errs)
@@ -172,22 +172,13 @@ class ServiceRegistry:
             raise
         return svc.to_dict(), alloc
 
-    def _allocate_new(self, svc: Service, alloc: Allocation) -> Service:
-        name = svc.metadata.name
-        spec = svc.spec
+    def _allocate_new(self, rt: ResourceType, svc: Service, alloc: Allocation) -> Service:
         try:
-            if needs_cluster_ip(spec) and not spec.is_headless:
-                got = alloc.ips.allocate_service_ips(
-                    families=spec.ip_families, cluster_ips=spec.cluster_ips
-                )
-                svc = svc.replace_spec(cluster_ip=got[0], cluster_ips=got)
-                alloc.ops.extend(
-                    Put(IPADDRESS_GROUP, "ipaddresses", self.ip_address_object(ip, svc), True)
-                    for ip in got
-                )
+            if needs_cluster_ip(svc.spec) and not svc.spec.is_headless:
+                svc = self._allocate_new_ips(svc, alloc)
             result = alloc.ports.allocate_service(NodePortSpec.of(svc))
         except InvalidAllocationError as e:
-            raise errors.invalid(_SERVICE, name, e.errors) from None
+            raise errors.invalid(rt, svc.metadata.name, e.errors) from None
         except InternalAllocationError as e:
             raise errors.internal(str(e)) from None
         return _with_node_ports(svc, result.node_ports, result.health_check_node_port)
@@ -210,7 +201,7 @@ class ServiceRegistry:
             raise errors.invalid(rt, name, errs)
         alloc = self._begin()
         try:
-            new = self._allocate_update(new, old, alloc)
+            new = self._allocate_update(rt, new, old, alloc)
             errs = validate_service_update(new, old)
             if errs:
                 raise errors.invalid(rt, name, errs)
@@ -219,13 +210,15 @@ class ServiceRegistry:
             raise
         return new.to_dict(), alloc
 
-    def _allocate_update(self, new: Service, old: Service, alloc: Allocation) -> Service:
+    def _allocate_update(
+        self, rt: ResourceType, new: Service, old: Service, alloc: Allocation
+    ) -> Service:
         name = new.metadata.name
         try:
             new = self._update_cluster_ips(new, old, alloc)
             result = alloc.ports.update_service(old=NodePortSpec.of(old), new=NodePortSpec.of(new))
         except InvalidAllocationError as e:
-            raise errors.invalid(_SERVICE, name, e.errors) from None
+            raise errors.invalid(rt, name, e.errors) from None
         except InternalAllocationError as e:
             raise errors.internal(str(e)) from None
         return _with_node_ports(new, result.node_ports, result.health_check_node_port)
@@ -246,9 +239,7 @@ class ServiceRegistry:
                 families=n.ip_families[1:], cluster_ips=[want] if want else []
             )
             ips = (old_ips[0], *got)
-            alloc.ops.append(
-                Put(IPADDRESS_GROUP, "ipaddresses", self.ip_address_object(got[0], new), True)
-            )
+            self._record(got, new, alloc)
             return new.replace_spec(cluster_ip=ips[0], cluster_ips=ips)
         if len(n.ip_families) < len(old_ips) and len(n.cluster_ips) < len(old_ips):
             self._release(old_ips[len(n.ip_families) :], alloc)  # downgrade
@@ -259,10 +250,14 @@ class ServiceRegistry:
         got = alloc.ips.allocate_service_ips(
             families=spec.ip_families, cluster_ips=spec.cluster_ips
         )
-        alloc.ops.extend(
-            Put(IPADDRESS_GROUP, "ipaddresses", self.ip_address_object(ip, svc), True) for ip in got
-        )
+        self._record(got, svc, alloc)
         return svc.replace_spec(cluster_ip=got[0], cluster_ips=got)
+
+    def _record(self, ips: Iterable[str], svc: Service, alloc: Allocation) -> None:
+        """The IPAddress objects of newly taken ``ips`` (the twin of :meth:`_release`)."""
+        alloc.ops.extend(
+            Put(IPADDRESS_GROUP, "ipaddresses", self.ip_address_object(ip, svc), True) for ip in ips
+        )
 
     def _release(self, ips: Iterable[str], alloc: Allocation) -> None:
         for ip in ips:
@@ -289,9 +284,6 @@ class ServiceRegistry:
         self._release(_service_ips(svc.spec), alloc)
         alloc.ports.release_service(NodePortSpec.of(svc))
         return alloc
-
-
-_SERVICE = ResourceType("", "v1", "Service", "services", "service", True)
 
 
 def _with_node_ports(svc: Service, node_ports: Sequence[int], hc: int) -> Service:

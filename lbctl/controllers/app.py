@@ -20,7 +20,7 @@ from typing import Any
 from lbctl.controllers.service_lb import ServiceLBController, eligible_node
 from lbctl.kube.client import ENDPOINTSLICES, NODES, SERVICES, KubeClient
 from lbctl.kube.events import EventRecorder
-from lbctl.kube.informer import Informer
+from lbctl.kube.informer import Informer, object_key
 from lbctl.kube.lease import KubeLeaseStore
 from lbctl.runtime.controller import Controller, Result
 from lbctl.runtime.leaderelection import LeaderElector
@@ -49,11 +49,6 @@ class ControllerOptions:
     renew_deadline: float = 10.0
     retry_period: float = 2.0
     cluster_name: str = "lbctl"
-
-
-def _key(obj: Mapping[str, Any]) -> str:
-    m = obj.get("metadata") or {}
-    return f"{m.get('namespace')}/{m.get('name')}" if m.get("namespace") else str(m.get("name"))
 
 
 def _slice_service(obj: Mapping[str, Any]) -> list[str]:
@@ -151,15 +146,15 @@ async def run_controller(
     def enqueue_all() -> None:
         for obj in services.list():
             if lb.concerns(obj):
-                controller.enqueue(_key(obj))
+                controller.enqueue(object_key(obj))
 
     def on_service(obj: Mapping[str, Any]) -> None:
         if lb.concerns(obj):
-            controller.enqueue(_key(obj))
+            controller.enqueue(object_key(obj))
 
     def on_service_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         if lb.concerns(new) or lb.concerns(old):
-            controller.enqueue(_key(new))
+            controller.enqueue(object_key(new))
 
     def on_node_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         if eligible_node(old) != eligible_node(new) or _addresses(old) != _addresses(new):

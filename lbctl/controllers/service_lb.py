@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from lbctl.domain.capabilities import check_ports, desired_port_statuses
 from lbctl.domain.lbstatus import (
     LB_FINALIZER,
+    PORTS_ERROR,
+    READY,
     DesiredIngress,
     desired_status,
     status_changed,
@@ -278,9 +280,7 @@ class ServiceLBController:
                 svc.status,
                 ingress=(),
                 conditions=tuple(
-                    c
-                    for c in svc.status.conditions
-                    if c.type not in ("LoadBalancerReady", "LoadBalancerPortsError")
+                    c for c in svc.status.conditions if c.type not in (READY, PORTS_ERROR)
                 ),
             )
             await self._write_status(svc, cleared)
