@@ -146,6 +146,26 @@ class Settings(BaseSettings):
             "(memory; aws and baremetal as they land). Default memory: runs anywhere."
         ),
     )
+    provider_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Options for the provider's factory, by name (a mapping; JSON in "
+            "LBCTL_PROVIDER_OPTIONS). memory: network_v4, provisioning_rounds; aws: region, "
+            "endpoint_url, default_scheme, orphan_sweep, node_security_group_id. Default "
+            "empty: each provider's own defaults."
+        ),
+    )
+    cluster_name: str = Field(
+        default="lbctl",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description=(
+            "This cluster's id (a DNS label): providers tag what they create with it and "
+            "never touch what carries another. Default lbctl; set it per cluster when "
+            "several share one cloud account."
+        ),
+    )
     default_class: bool = Field(
         default=False,
         description=(

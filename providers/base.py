@@ -269,8 +269,13 @@ def available_providers() -> list[str]:
     return sorted(_by_name())
 
 
-def load_provider(name: str, **options: object) -> Provider:
+def load_provider(
+    name: str, *, shared: Mapping[str, object] | None = None, **options: object
+) -> Provider:
     """Build the provider registered as ``name`` with ``options``.
+
+    ``shared``: lbctl-wide settings a provider may take (``cluster_name``), passed only
+    when the factory has a parameter of that name and ``options`` does not set it.
 
     :class:`ConfigError` for an unknown name (listing the available ones), a provider
     that cannot be imported, or options its factory does not accept.
@@ -292,13 +297,16 @@ def load_provider(name: str, **options: object) -> Provider:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):  # no signature to check (a builtin)
         signature = None
+    for key, value in (shared or {}).items():
+        if key not in options and signature is not None and key in signature.parameters:
+            options[key] = value
     if signature is not None:
         try:
             signature.bind(**options)
         except TypeError as e:
             accepted = ", ".join(signature.parameters) or "none"
             raise ConfigError(
-                f"providers.{name}", f"bad options: {e} (accepted: {accepted})"
+                "provider_options", f"provider {name}: {e} (accepted: {accepted})"
             ) from e
     provider = factory(**options)
     if not isinstance(provider, Provider):

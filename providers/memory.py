@@ -8,11 +8,14 @@ never carry traffic: IPv4 from 198.51.100.0/24 (TEST-NET-2), IPv6 from 2001:db8:
 Test hooks: :attr:`~InMemoryProvider.calls` records every method call,
 :attr:`~InMemoryProvider.mutations` every change made to the fake cloud,
 :meth:`~InMemoryProvider.fail_next` injects a fault, and ``provisioning_rounds``
-keeps a new load balancer provisioning for that many ``ensure`` calls.
+keeps a new load balancer provisioning for that many ``ensure`` calls; ``latency``
+makes every ``ensure`` take that long, like a cloud call (process tests use it to catch
+a reconcile in flight).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import ipaddress
@@ -88,6 +91,7 @@ class InMemoryProvider:
         provisioning_rounds: int = 0,
         requeue_after: float = 1.0,
         network_v4: str = "198.51.100.0/24",
+        latency: float = 0.0,
     ) -> None:
         """``network_v4``: where IPv4 addresses come from (never contacted; the default
         is a documentation range; benchmarks with thousands of Services pass a larger
@@ -97,6 +101,7 @@ class InMemoryProvider:
         self.capabilities = capabilities
         self.provisioning_rounds = provisioning_rounds
         self.requeue_after = requeue_after
+        self.latency = latency
         self.state: dict[str, MemoryLoadBalancer] = {}
         self.calls: list[tuple[str, str]] = []
         """Every method call: ``(operation, service key)``; ``close`` has key ``""``."""
@@ -129,6 +134,8 @@ class InMemoryProvider:
         key = req.key
         self._enter("ensure", key)
         require_supported(req, self)
+        if self.latency:
+            await asyncio.sleep(self.latency)  # a simulated cloud call, not a wait on state
         service = req.service
         current = self.state.get(key)
         fresh = current is None or current.uid != service.metadata.uid
@@ -242,6 +249,8 @@ def create(
     capabilities: Capabilities | None = None,
     provisioning_rounds: int = 0,
     requeue_after: float = 1.0,
+    network_v4: str = "198.51.100.0/24",
+    latency: float = 0.0,
 ) -> InMemoryProvider:
     """The ``lbctl.providers`` entry point ``memory``."""
     if isinstance(provisioning_rounds, bool) or not isinstance(provisioning_rounds, int):
@@ -250,7 +259,17 @@ def create(
         raise ConfigError("provisioning_rounds", f"must be >= 0, got {provisioning_rounds}")
     if not isinstance(requeue_after, int | float) or not requeue_after > 0:
         raise ConfigError("requeue_after", f"must be a positive number, got {requeue_after!r}")
+    try:
+        net = ipaddress.IPv4Network(network_v4)
+    except (ValueError, TypeError) as e:
+        raise ConfigError("network_v4", f"must be an IPv4 CIDR, got {network_v4!r}: {e}") from None
+    if net.num_addresses < 4:
+        raise ConfigError("network_v4", f"{network_v4} is too small (at least a /30)")
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
+        raise ConfigError("latency", f"must be a number of seconds >= 0, got {latency!r}")
     return InMemoryProvider(
+        network_v4=str(net),
+        latency=float(latency),
         capabilities=capabilities or DEFAULT_CAPABILITIES,
         provisioning_rounds=provisioning_rounds,
         requeue_after=float(requeue_after),

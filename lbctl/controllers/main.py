@@ -12,9 +12,14 @@ from lbctl.kube.client import connect
 from lbctl.kube.errors import KubeError
 from lbctl.settings import Settings
 from lbctl.telemetry import HealthServer, Metrics, configure_logging
-from providers.base import ConfigError, load_provider
+from providers.base import ConfigError, Provider, load_provider
 
-__all__ = ["options_from_settings", "run_controller_command"]
+__all__ = [
+    "config_error_line",
+    "options_from_settings",
+    "provider_from_settings",
+    "run_controller_command",
+]
 
 
 def options_from_settings(settings: Settings, class_name: str) -> ControllerOptions:
@@ -27,11 +32,32 @@ def options_from_settings(settings: Settings, class_name: str) -> ControllerOpti
         lease_duration=settings.lease_duration_seconds,
         renew_deadline=settings.renew_deadline_seconds,
         retry_period=settings.retry_period_seconds,
+        cluster_name=settings.cluster_name,
+    )
+
+
+def provider_from_settings(settings: Settings) -> Provider:
+    """The configured provider; :class:`ConfigError` names what is wrong."""
+    return load_provider(
+        settings.provider,
+        shared={"cluster_name": settings.cluster_name},
+        **settings.provider_options,
+    )
+
+
+def config_error_line(e: ConfigError) -> str:
+    """One line naming the setting: the provider itself, or one of its options."""
+    if e.setting == "provider":
+        return f"lbctl: provider (LBCTL_PROVIDER): {e.message}"
+    if e.setting == "provider_options":
+        return f"lbctl: invalid setting provider_options (LBCTL_PROVIDER_OPTIONS): {e.message}"
+    return (
+        f"lbctl: invalid setting provider_options.{e.setting} (LBCTL_PROVIDER_OPTIONS): {e.message}"
     )
 
 
 async def _run(settings: Settings, kubeconfig: Path | None) -> int:
-    provider = load_provider(settings.provider)
+    provider = provider_from_settings(settings)
     metrics = Metrics()
     started = asyncio.Event()
     health = HealthServer(
@@ -66,7 +92,7 @@ def run_controller_command(settings: Settings, kubeconfig: Path | None) -> int:
     try:
         return asyncio.run(_run(settings, kubeconfig))
     except ConfigError as e:
-        print(f"lbctl: provider (LBCTL_PROVIDER): {e.message}", file=sys.stderr)
+        print(config_error_line(e), file=sys.stderr)
         return 2
     except KubeError as e:
         print(f"lbctl: API error: {e}", file=sys.stderr)

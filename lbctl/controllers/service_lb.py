@@ -54,6 +54,7 @@ __all__ = ["ServiceLBController", "eligible_node"]
 log = logging.getLogger("lbctl.controller")
 T = TypeVar("T")
 CONFLICT_RETRY_SECONDS = 1.0
+NO_NODES_MESSAGE = "There are no available nodes for LoadBalancer"
 JSON = dict[str, Any]
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 AUTOSCALER_TAINT = "ToBeDeletedByClusterAutoscaler"
@@ -220,6 +221,10 @@ class ServiceLBController:
             await self.recorder.emit(
                 obj, "Normal", "EnsuringLoadBalancer", "Ensuring load balancer"
             )
+        if not req.nodes:
+            # Upstream warns and still ensures: the provider may serve without nodes (ip
+            # targets, a VIP) and the node sync re-ensures when one becomes eligible.
+            await self.recorder.emit(obj, "Warning", "UnAvailableLoadBalancer", NO_NODES_MESSAGE)
         try:
             lb = await self._call("ensure", lambda: self.provider.ensure(req))
         except UnsupportedError as e:

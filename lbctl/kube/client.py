@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -370,6 +372,26 @@ def _event(line: bytes) -> tuple[str, JSONDict]:
     return typ, obj
 
 
+def _resolve_proxy_once(api: Any, cfg: Any) -> None:
+    """Read the proxy environment once, here, instead of on every request.
+
+    kubernetes_asyncio's session has ``trust_env=True``: aiohttp then looks up the proxy
+    variables and reads ``~/.netrc`` (in a thread) for every request, a third of the
+    controller's CPU at 10,000 Services. The answer never changes for one API server,
+    so ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` are honoured by resolving them now."""
+    if cfg.proxy is None:
+        host = urllib.parse.urlsplit(cfg.host).hostname or ""
+        proxies = urllib.request.getproxies_environment()
+        scheme = urllib.parse.urlsplit(cfg.host).scheme or "https"
+        proxy = proxies.get(scheme)
+        if proxy and not urllib.request.proxy_bypass(host):
+            cfg.proxy = proxy
+            api.rest_client.proxy = proxy
+    session = getattr(api.rest_client, "pool_manager", None)
+    if session is not None and hasattr(session, "_trust_env"):
+        session._trust_env = False
+
+
 async def connect(
     *,
     kubeconfig: Path | None = None,
@@ -404,6 +426,7 @@ async def connect(
         else:
             k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         api = k8s_client.ApiClient(configuration=cfg)
+        _resolve_proxy_once(api, cfg)
     except (*errors.CLIENT_EXCEPTIONS, ValueError) as e:
         raise errors.ConfigError(f"{type(e).__name__}: {e}") from e
     return KubeClient(api, qps=qps, burst=burst, timeout=timeout)

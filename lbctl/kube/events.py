@@ -69,7 +69,9 @@ class EventRecorder:
         self._cache_size = cache_size
         self._clock = clock
         self._series: OrderedDict[_Key, _Series] = OrderedDict()
-        self._lock = asyncio.Lock()
+        # One lock per series: repeats of one Event are counted in order, while Events
+        # about different objects (or reasons) are written concurrently.
+        self._locks: dict[_Key, tuple[asyncio.Lock, int]] = {}
         self._last_ns = 0
 
     async def emit(
@@ -78,8 +80,28 @@ class EventRecorder:
         """Record an Event about ``involved`` (the object itself); return the stored Event,
         or None when it could not be recorded (logged, never raised)."""
         try:
-            async with self._lock:
-                return await self._emit(involved, type_, reason, message)
+            ref = self._involved_ref(involved)
+            key: _Key = (
+                ref["apiVersion"],
+                ref["kind"],
+                ref.get("namespace") or "default",
+                ref["name"],
+                ref["uid"],
+                type_,
+                reason,
+                message,
+            )
+            lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+            self._locks[key] = (lock, users + 1)
+            try:
+                async with lock:
+                    return await self._emit(ref, key, type_, reason, message)
+            finally:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
         except Exception as e:
             meta = involved.get("metadata") or {}
             log.warning(
@@ -114,22 +136,11 @@ class EventRecorder:
         return ref
 
     async def _emit(
-        self, involved: Mapping[str, Any], type_: EventType, reason: str, message: str
+        self, ref: JSONDict, key: _Key, type_: EventType, reason: str, message: str
     ) -> JSONDict:
-        ref = self._involved_ref(involved)
-        namespace = ref.get("namespace") or "default"
+        namespace = key[2]
         now = self._clock()
         stamp = _rfc3339(now)
-        key: _Key = (
-            ref["apiVersion"],
-            ref["kind"],
-            namespace,
-            ref["name"],
-            ref["uid"],
-            type_,
-            reason,
-            message,
-        )
         series = self._series.get(key)
         if series is not None and now - series.last_seen <= self._window:
             try:

@@ -15,7 +15,7 @@ import pytest
 from lbctl.controllers.app import ControllerOptions, run_controller
 from lbctl.domain.capabilities import Capabilities
 from lbctl.domain.lbstatus import LB_FINALIZER
-from lbctl.kube.client import SERVICES, KubeClient, connect
+from lbctl.kube.client import NODES, SERVICES, KubeClient, connect
 from lbctl.kube.errors import NotFound
 from lbctl.testing import wait_for_async
 from providers.memory import InMemoryProvider
@@ -29,9 +29,10 @@ async def kube(cluster: Cluster) -> AsyncIterator[KubeClient]:
 
 
 class Ctl:
-    def __init__(self, kube: KubeClient, provider: InMemoryProvider, class_name: str) -> None:
+    def __init__(self, kube: Any, provider: InMemoryProvider, class_name: str, **opts: Any) -> None:
         self.stop = asyncio.Event()
-        options = ControllerOptions(class_name=class_name, workers=2, leader_election=False)
+        opts.setdefault("leader_election", False)
+        options = ControllerOptions(class_name=class_name, workers=2, **opts)
         self.task = asyncio.create_task(
             run_controller(client=kube, provider=provider, options=options, stop=self.stop)
         )
@@ -114,5 +115,133 @@ async def test_cleanup_after_downtime(cluster: Cluster, kube: KubeClient) -> Non
     try:
         await wait_for_async(lambda: gone(kube, ns, "orphan"), what="cleaned up", timeout=30)
         assert f"{ns}/orphan" not in provider.state
+    finally:
+        await ctl.halt()
+
+
+async def _value(v: Any) -> Any:
+    return v
+
+
+async def test_two_controllers_one_acts_and_the_other_takes_over(
+    cluster: Cluster, kube: KubeClient
+) -> None:
+    cls, ns = new_class(), cluster.namespace
+    lease = {
+        "leader_election": True,
+        "lease_namespace": ns,
+        "lease_name": "lbctl-test",
+        "lease_duration": 3,
+        "renew_deadline": 2,
+        "retry_period": 0.5,
+    }
+    a, b = InMemoryProvider(), InMemoryProvider()
+    ctl_a = Ctl(kube, a, cls, identity="a", **lease)
+    ctl_b = Ctl(kube, b, cls, identity="b", **lease)
+    try:
+        await kube.create(SERVICES, svc("elect", cls), ns)
+        await wait_for_async(lambda: ingress(kube, ns, "elect"), what="ingress", timeout=30)
+        (active, active_ctl), (standby, _) = (
+            ((a, ctl_a), (b, ctl_b)) if a.state else ((b, ctl_b), (a, ctl_a))
+        )
+        assert not standby.state and not standby.calls, "both controllers acted"
+        active_ctl.task.cancel()  # killed: the lease is not released
+        await kube.create(SERVICES, svc("after", cls), ns)
+        await wait_for_async(lambda: ingress(kube, ns, "after"), what="takeover", timeout=30)
+        assert f"{ns}/after" in standby.state
+        assert f"{ns}/after" not in active.state
+    finally:
+        await ctl_a.halt()
+        await ctl_b.halt()
+
+
+async def test_drift_is_repaired_without_idle_mutations(cluster: Cluster, kube: KubeClient) -> None:
+    cls, ns, provider = new_class(), cluster.namespace, InMemoryProvider()
+    ctl = Ctl(kube, provider, cls, resync_seconds=0.5)
+    try:
+        await kube.create(SERVICES, svc("drift", cls), ns)
+        first = await wait_for_async(lambda: ingress(kube, ns, "drift"), what="ingress")
+        settled, seen = len(provider.mutations), len(provider.calls)
+        await wait_for_async(lambda: _value(len(provider.calls) > seen + 1), what="resyncs")
+        assert len(provider.mutations) == settled, "an idle resync changed the provider"
+        provider.state.pop(f"{ns}/drift")
+        await wait_for_async(lambda: _value(f"{ns}/drift" in provider.state), what="recreated")
+        await kube.patch(
+            SERVICES,
+            "drift",
+            {"status": {"loadBalancer": {"ingress": None}, "conditions": None}},
+            ns,
+            subresource="status",
+        )
+        again = await wait_for_async(lambda: ingress(kube, ns, "drift"), what="restored")
+        assert again == first
+    finally:
+        await ctl.halt()
+
+
+async def test_node_changes_reach_the_load_balancer(cluster: Cluster, kube: KubeClient) -> None:
+    """Nodes are cluster-scoped and the real server is shared: only this test's nodes
+    (unique names) are asserted on."""
+    cls, ns, provider = new_class(), cluster.namespace, InMemoryProvider()
+    mine = [f"n-{ns}-{i}" for i in range(2)]
+    ctl = Ctl(kube, provider, cls)
+
+    def nodes() -> set[str]:
+        lb = provider.state.get(f"{ns}/hosts")
+        return set(lb.nodes) & set(mine) if lb else set()
+
+    try:
+        await kube.create(SERVICES, svc("hosts", cls), ns)
+        await wait_for_async(lambda: ingress(kube, ns, "hosts"), what="ingress")
+        await kube.create(NODES, {"metadata": {"name": mine[0]}})
+        excluded = {"node.kubernetes.io/exclude-from-external-load-balancers": "true"}
+        await kube.create(NODES, {"metadata": {"name": mine[1], "labels": excluded}})
+        await wait_for_async(lambda: _value(nodes() == {mine[0]}), what="eligible node added")
+        await kube.patch(
+            NODES,
+            mine[1],
+            {
+                "metadata": {
+                    "labels": {"node.kubernetes.io/exclude-from-external-load-balancers": None}
+                }
+            },
+        )
+        await wait_for_async(lambda: _value(nodes() == set(mine)), what="now eligible")
+        await kube.delete(NODES, mine[0])
+        await wait_for_async(lambda: _value(nodes() == {mine[1]}), what="node removed")
+    finally:
+        await ctl.halt()
+        for name in mine:
+            with contextlib.suppress(NotFound):
+                await kube.delete(NODES, name)
+
+
+class ConflictOnce:
+    """The real client, but the first status patch answers 409 (another writer won)."""
+
+    def __init__(self, inner: KubeClient) -> None:
+        self.inner = inner
+        self.conflicts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def patch(self, res: Any, name: str, body: Any, namespace: Any = None, **kw: Any) -> Any:
+        if kw.get("subresource") == "status" and self.conflicts == 0:
+            from lbctl.kube.errors import Conflict
+
+            self.conflicts += 1
+            raise Conflict(409, "Conflict", "the object has been modified")
+        return await self.inner.patch(res, name, body, namespace, **kw)
+
+
+async def test_a_status_conflict_is_retried(cluster: Cluster, kube: KubeClient) -> None:
+    cls, ns, provider = new_class(), cluster.namespace, InMemoryProvider()
+    flaky = ConflictOnce(kube)
+    ctl = Ctl(flaky, provider, cls)
+    try:
+        await kube.create(SERVICES, svc("contested", cls), ns)
+        await wait_for_async(lambda: ingress(kube, ns, "contested"), what="ingress", timeout=30)
+        assert flaky.conflicts == 1
     finally:
         await ctl.halt()

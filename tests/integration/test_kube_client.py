@@ -337,3 +337,43 @@ def test_client_library_exceptions_are_mapped() -> None:
     retry = errors.from_response(429, b"not json", {"Retry-After": "7"})
     assert isinstance(retry, errors.TooManyRequests) and retry.retry_after == 7.0
     assert retry.message == "not json"
+
+
+# -- proxy environment -----------------------------------------------------------------
+async def test_the_proxy_environment_is_honoured_once_per_client(
+    server: APIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY / NO_PROXY are read at connect time (not per request) and still
+    decide whether requests go through the proxy."""
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        seen.append(str(request.url))
+        return web.Response(status=503, text="proxy says no")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        for var in ("http_proxy", "https_proxy", "no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+        async with await connect(kubeconfig=server.kubeconfig_path) as via_proxy:
+            with pytest.raises(errors.KubeError):
+                await via_proxy.get(NAMESPACES, "default")
+        assert seen, "the request did not go through HTTP(S)_PROXY"
+        seen.clear()
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        async with await connect(kubeconfig=server.kubeconfig_path) as direct:
+            got = await direct.get(NAMESPACES, "default")
+        assert got["metadata"]["name"] == "default"
+        assert not seen, "NO_PROXY was not honoured"
+    finally:
+        await runner.cleanup()

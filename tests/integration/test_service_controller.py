@@ -338,3 +338,100 @@ async def test_status_patch_conflict_is_retried(kube: KubeClient) -> None:
         assert flaky.conflicts == 1
     finally:
         await run.halt()
+
+
+class GapOnServiceWatch:
+    """The real client; every Services watch ends after 1 s, and before the second one
+    opens ``hook`` runs (changes made while no watch is open, then a compaction)."""
+
+    def __init__(self, inner: KubeClient, hook: Any) -> None:
+        self.inner, self.hook = inner, hook
+        self.service_lists = 0
+        self.service_watches = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def list(self, res: Any, *args: Any, **kw: Any) -> Any:
+        if res is SERVICES:
+            self.service_lists += 1
+        return await self.inner.list(res, *args, **kw)
+
+    async def watch(self, res: Any, *args: Any, **kw: Any) -> Any:
+        if res is SERVICES:
+            self.service_watches += 1
+            kw["timeout_seconds"] = 1
+            if self.service_watches == 2:
+                await self.hook()
+        async for event in self.inner.watch(res, *args, **kw):
+            yield event
+
+
+async def test_a_compacted_watch_relists_and_nothing_is_missed(
+    kube: KubeClient, server: APIServer
+) -> None:
+    """410 Gone end to end: while the controller's Services watch is down, a Service is
+    deleted and another created, and the history is compacted; the controller re-lists,
+    cleans up the first and provisions the second."""
+    provider = InMemoryProvider()
+    await kube.create(SERVICES, lb("before"), "default")
+
+    async def gap() -> None:
+        await wait_for_async(lambda: ready(kube, "before"), what="before ready")
+        await kube.delete(SERVICES, "before", "default")
+        await kube.create(SERVICES, lb("during"), "default")
+        server.store.history_seconds = 0
+
+        async def compacted() -> bool:
+            server.store.compact()
+            return server.store.compacted_rv >= server.store.rv
+
+        await wait_for_async(compacted, timeout=5, what="compaction")
+
+    gapped = GapOnServiceWatch(kube, gap)
+    run = await start(gapped, provider)  # type: ignore[arg-type]
+    try:
+
+        async def during_ready() -> dict[str, Any] | None:
+            try:
+                return await ready(kube, "during")
+            except NotFound:
+                return None
+
+        await wait_for_async(during_ready, what="during ready", timeout=20)
+
+        async def before_gone() -> bool:
+            try:
+                await kube.get(SERVICES, "before", "default")
+            except NotFound:
+                return True
+            return False
+
+        await wait_for_async(before_gone, what="before cleaned up", timeout=20)
+        assert "default/before" not in provider.state
+        assert gapped.service_lists >= 2, "the controller never re-listed"
+    finally:
+        await run.halt()
+
+
+async def test_no_eligible_node_warns_unavailable(kube: KubeClient) -> None:
+    provider = InMemoryProvider()
+    run = await start(kube, provider)
+    try:
+        await kube.create(SERVICES, lb("lonely"), "default")
+        await wait_for_async(lambda: ready(kube, "lonely"), what="lonely ready")
+
+        async def warned() -> list[dict[str, Any]]:
+            items, _ = await kube.list(EVENTS, "default")
+            return [
+                e
+                for e in items
+                if e["involvedObject"]["name"] == "lonely"
+                and e["reason"] == "UnAvailableLoadBalancer"
+            ]
+
+        (event,) = await wait_for_async(warned, what="UnAvailableLoadBalancer")
+        assert event["type"] == "Warning"
+        assert event["message"] == "There are no available nodes for LoadBalancer"
+    finally:
+        await run.halt()

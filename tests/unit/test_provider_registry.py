@@ -85,9 +85,23 @@ def test_a_provider_that_cannot_be_imported(monkeypatch: pytest.MonkeyPatch) -> 
 def test_options_the_factory_does_not_take() -> None:
     with pytest.raises(ConfigError) as info:
         load_provider("memory", region="eu-west-1")
-    assert info.value.setting == "providers.memory"
+    assert info.value.setting == "provider_options"
     assert "region" in str(info.value)
-    assert "accepted: capabilities, provisioning_rounds, requeue_after" in str(info.value)
+    assert "accepted: capabilities, provisioning_rounds, requeue_after, network_v4, latency" in str(
+        info.value
+    )
+
+
+def test_shared_settings_reach_only_factories_that_take_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # memory has no cluster_name parameter: the shared setting is not forced on it.
+    provider = load_provider("memory", shared={"cluster_name": "blue"}, network_v4="10.0.0.0/24")
+    assert provider.name == "memory"
+    # A bad option value names the option.
+    with pytest.raises(ConfigError) as info:
+        load_provider("memory", network_v4="nope")
+    assert info.value.setting == "network_v4"
 
 
 def test_a_factory_that_returns_no_provider(monkeypatch: pytest.MonkeyPatch) -> None:
