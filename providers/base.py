@@ -29,7 +29,7 @@ point is a factory ``create(**options) -> Provider`` (see :func:`load_provider`)
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Final, Protocol, runtime_checkable
@@ -47,9 +47,11 @@ __all__ = [
     "LoadBalancerRequest",
     "LoadBalancerStatus",
     "NodeInfo",
+    "ObservesCalls",
     "Provider",
     "ProviderError",
     "RetryAfterError",
+    "Sweeper",
     "TransientError",
     "UnsupportedError",
     "available_providers",
@@ -234,6 +236,26 @@ class Provider(Protocol):
 
     async def close(self) -> None:
         """Release clients and connections."""
+        ...
+
+
+@runtime_checkable
+class Sweeper(Protocol):
+    """Optional: a provider that can find resources it created for Services now gone."""
+
+    async def sweep(self, live_uids: Callable[[], Collection[str]]) -> int:
+        """Delete owned resources whose Service UID is not in ``live_uids()`` and return
+        how many were deleted. ``live_uids`` is called after the provider listed its
+        resources, so a Service created meanwhile is never taken for an orphan."""
+        ...
+
+
+@runtime_checkable
+class ObservesCalls(Protocol):
+    """Optional: a provider that reports each cloud API call attempt (for metrics)."""
+
+    def observe_calls(self, fn: Callable[[str, str], None]) -> None:
+        """Call ``fn(operation, outcome)`` after every attempt."""
         ...
 
 

@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import ipaddress
 from collections import defaultdict, deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Final
 
@@ -182,6 +183,18 @@ class InMemoryProvider:
         self._enter("delete", key)
         if self.state.pop(key, None) is not None:
             self.mutations.append(("delete", key))
+
+    async def sweep(self, live_uids: Callable[[], Collection[str]]) -> int:
+        """The orphan sweep (:class:`providers.base.Sweeper`): drop load balancers whose
+        Service UID is not live; ``live_uids`` is read after the state is listed."""
+        self._enter("sweep", "")
+        listed = list(self.state.items())
+        live = set(live_uids())
+        orphans = [key for key, lb in listed if lb.uid not in live]
+        for key in orphans:
+            del self.state[key]
+            self.mutations.append(("sweep", key))
+        return len(orphans)
 
     async def get(self, service: Service) -> LoadBalancerStatus | None:
         self._enter("get", service.key)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from lbctl.runtime.leaderelection import LeaderElector
 from lbctl.runtime.manager import Manager
 from lbctl.runtime.workqueue import WorkQueue
 from lbctl.telemetry import Metrics, reconcile_context, reconcile_span
-from providers.base import Provider
+from providers.base import ObservesCalls, Provider, Sweeper
 
 __all__ = ["ControllerOptions", "run_controller"]
 
@@ -77,12 +77,14 @@ class _ControllerRunnable:
         informers: list[Informer],
         resync_seconds: float,
         resync: Callable[[], None],
+        sweep: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.name = "service-lb-controller"
         self.controller = controller
         self.informers = informers
         self.resync_seconds = resync_seconds
         self.resync = resync
+        self.sweep = sweep
 
     async def run(self, stop: asyncio.Event) -> None:
         for inf in self.informers:
@@ -90,11 +92,17 @@ class _ControllerRunnable:
         self.resync()  # everything once at start: a Service deleted while we were down
 
         async def periodic() -> None:
+            # The orphan sweep runs only here: after the caches synced (an empty cache
+            # would make every load balancer look orphaned) and only on the leader.
+            if self.sweep is not None:
+                await self.sweep()
             while not stop.is_set():
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=self.resync_seconds)
                 except TimeoutError:
                     self.resync()
+                    if self.sweep is not None:
+                        await self.sweep()
 
         async with asyncio.TaskGroup() as tg:
             tg.create_task(periodic())
@@ -171,12 +179,45 @@ async def run_controller(
 
     slices.add_handler(on_slice, lambda old, new: on_slice(new), on_slice)
 
+    async def sweep() -> None:
+        """Delete the provider's resources whose Service is gone (``Provider.sweep``)."""
+
+        def live() -> set[str]:
+            return {
+                str(o["metadata"].get("uid"))
+                for o in services.list()
+                if lb.concerns(o) and o["metadata"].get("uid")
+            }
+
+        assert isinstance(provider, Sweeper)
+        try:
+            deleted = await provider.sweep(live)
+        except Exception as e:
+            log.warning("orphan sweep failed: %s", e)
+            return
+        if deleted:
+            log.info("orphan sweep deleted %d resources whose Service is gone", deleted)
+            if metrics is not None:
+                metrics.orphans_deleted(provider.name, deleted)
+
+    if metrics is not None and isinstance(provider, ObservesCalls):
+        observed = metrics
+
+        def on_call(operation: str, outcome: str) -> None:
+            observed.cloud_call(provider.name, operation, outcome)
+
+        provider.observe_calls(on_call)
+
     manager = Manager()
     for name, inf in (("services", services), ("nodes", nodes), ("endpointslices", slices)):
         manager.add(_InformerRunnable(f"{name}-informer", inf))
     manager.add(
         _ControllerRunnable(
-            controller, [services, nodes, slices], options.resync_seconds, enqueue_all
+            controller,
+            [services, nodes, slices],
+            options.resync_seconds,
+            enqueue_all,
+            sweep if isinstance(provider, Sweeper) else None,
         )
     )
     elector = None

@@ -14,6 +14,9 @@ Instruments::
     lbctl_workqueue_wait_seconds{name}                    histogram
     lbctl_allocations{range,state=used|free}              gauge (callback: observe_allocations)
     lbctl_provider_calls_total{provider,operation,outcome} counter
+    lbctl_cloud_api_calls_total{provider,operation,outcome} counter (each attempt of a
+                                                          provider's cloud API call)
+    lbctl_orphans_deleted_total{provider}                 counter (orphan sweep)
 
 A ``Metrics`` is a ``lbctl.runtime.controller.ReconcileObserver``.
 """
@@ -89,6 +92,14 @@ class Metrics:
         self._provider_calls = meter.create_counter(
             "lbctl_provider_calls_total", description="Load-balancer provider calls, by outcome."
         )
+        self._cloud_calls = meter.create_counter(
+            "lbctl_cloud_api_calls_total",
+            description="Cloud API call attempts made by the provider, by operation and outcome.",
+        )
+        self._orphans = meter.create_counter(
+            "lbctl_orphans_deleted_total",
+            description="Cloud resources the orphan sweep deleted (their Service is gone).",
+        )
         meter.create_observable_gauge(
             "lbctl_workqueue_depth",
             callbacks=[self._observe_queues],
@@ -136,6 +147,13 @@ class Metrics:
         self._provider_calls.add(
             1, {"provider": provider, "operation": operation, "outcome": outcome}
         )
+
+    def cloud_call(self, provider: str, operation: str, outcome: str) -> None:
+        """Count one attempt of a provider's cloud API call (``DescribeTags``, ``throttled``)."""
+        self._cloud_calls.add(1, {"provider": provider, "operation": operation, "outcome": outcome})
+
+    def orphans_deleted(self, provider: str, count: int) -> None:
+        self._orphans.add(count, {"provider": provider})
 
     def shutdown(self) -> None:
         self.provider.shutdown()

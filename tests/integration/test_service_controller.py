@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -433,5 +434,24 @@ async def test_no_eligible_node_warns_unavailable(kube: KubeClient) -> None:
         (event,) = await wait_for_async(warned, what="UnAvailableLoadBalancer")
         assert event["type"] == "Warning"
         assert event["message"] == "There are no available nodes for LoadBalancer"
+    finally:
+        await run.halt()
+
+
+async def test_orphan_sweep_removes_only_what_no_service_owns(kube: KubeClient) -> None:
+    provider = InMemoryProvider()
+    run = await start(kube, provider, resync_seconds=0.5)
+    try:
+        await kube.create(SERVICES, lb("kept"), "default")
+        await wait_for_async(lambda: ready(kube, "kept"), what="kept ready")
+        # A load balancer left behind by a Service that no longer exists.
+        kept = provider.state["default/kept"]
+        provider.state["default/ghost"] = dataclasses.replace(kept, uid="no-such-uid")
+        await wait_for_async(
+            lambda: _async("default/ghost" not in provider.state), what="orphan swept"
+        )
+        assert ("sweep", "default/ghost") in provider.mutations
+        assert "default/kept" in provider.state
+        assert not any(m == ("sweep", "default/kept") for m in provider.mutations)
     finally:
         await run.halt()
