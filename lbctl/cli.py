@@ -134,7 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "up":
         return run_up(
             settings,
-            UpOptions(provider=settings.provider, examples=Path(args.examples), once=args.once),
+            UpOptions(
+                # Not chosen anywhere (flag, LBCTL_PROVIDER, config file): up's default.
+                provider=settings.provider if "provider" in settings.model_fields_set else None,
+                examples=Path(args.examples),
+                once=args.once,
+            ),
         )
     if args.command == "controller":
         return run_controller_command(settings, Path(args.kubeconfig) if args.kubeconfig else None)

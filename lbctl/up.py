@@ -1,20 +1,24 @@
 """``lbctl up``: the main job on the embedded default.
 
 The embedded API server (data in ``data_dir``), the Service LB controller and a
-provider, in one process. It applies the example Services, shows progress until they
-converge, prints a table like ``kubectl get services -A`` with a STATUS column, then
-keeps serving the API until Ctrl-C (``--once``: exits after the table, 0 when every
-example converged).
+provider, in one process. The default provider is ``aws`` against a moto server on
+127.0.0.1 (seeded with a VPC, subnets, a node security group and three instances, which
+become the Nodes), or ``memory`` when moto is not installed. It applies the example
+Services, shows progress until they converge, prints a table like ``kubectl get
+services -A`` with a STATUS column, then keeps serving the API until Ctrl-C
+(``--once``: exits after the table, 0 when every example converged).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
+import os
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,11 +29,11 @@ from lbctl.apimachinery.printers import service_external_ip, service_ports
 from lbctl.apiserver.main import config_from_settings
 from lbctl.apiserver.server import APIServer
 from lbctl.controllers.app import ControllerOptions, run_controller
-from lbctl.kube.client import NAMESPACES, SERVICES, KubeClient, connect
+from lbctl.kube.client import NAMESPACES, NODES, SERVICES, KubeClient, connect
 from lbctl.kube.errors import AlreadyExists, KubeError
 from lbctl.kube.informer import object_key
 from lbctl.settings import Settings
-from providers.base import ConfigError, Provider, load_provider
+from providers.base import ConfigError, Provider, available_providers, load_provider
 
 __all__ = ["UpError", "UpOptions", "render_table", "run_up"]
 
@@ -42,9 +46,81 @@ class UpError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class UpOptions:
-    provider: str = "memory"
+    provider: str | None = None
+    """None: ``aws`` on a local moto server if moto is installed, else ``memory``."""
     examples: Path = Path("deploy/examples")
     once: bool = False
+
+
+def default_provider() -> str:
+    """``aws`` (on a local moto server) when both are installed, else ``memory``."""
+    if "aws" in available_providers() and importlib.util.find_spec("moto") is not None:
+        return "aws"
+    return "memory"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalCloud:
+    """What a provider needs to run on this machine: its options and the Nodes."""
+
+    options: dict[str, Any]
+    nodes: list[dict[str, Any]]
+    description: str
+
+
+def _node(name: str, provider_id: str = "", ip: str = "", zone: str = "") -> dict[str, Any]:
+    node: dict[str, Any] = {"metadata": {"name": name, "labels": {}}}
+    if zone:
+        node["metadata"]["labels"]["topology.kubernetes.io/zone"] = zone
+    if provider_id:
+        node["spec"] = {"providerID": provider_id}
+    if ip:
+        node["status"] = {"addresses": [{"type": "InternalIP", "address": ip}]}
+    return node
+
+
+@contextlib.asynccontextmanager
+async def local_cloud(provider: str, settings: Settings) -> AsyncIterator[LocalCloud]:
+    """``aws``: a moto server on 127.0.0.1 seeded with a VPC and three instances, which
+    become the Nodes; the provider points at it with dummy credentials. Others: one
+    Node with no cloud behind it."""
+    if provider != "aws":
+        yield LocalCloud({}, [_node("local-node", ip="127.0.0.1")], "")
+        return
+    try:
+        # Imported here: boto3 and moto load only when this provider is chosen.
+        from providers.aws.localaws import DUMMY_CREDENTIALS, MotoServer, seed  # noqa: PLC0415
+    except ImportError as e:
+        raise UpError(f"--provider aws: {e}") from None
+    server = MotoServer()
+    try:
+        url = await asyncio.to_thread(server.start)
+    except ConfigError as e:
+        raise UpError(f"--provider aws: {e.message}") from None
+    try:
+        local = await asyncio.to_thread(seed, url, cluster_id=settings.cluster_name)
+        # Only this process talks to moto: never sign with the machine's credentials.
+        os.environ.update({k.upper(): v for k, v in DUMMY_CREDENTIALS.items()})
+        os.environ.pop("AWS_PROFILE", None)
+        yield LocalCloud(
+            {"endpoint_url": url, "region": local.region, "vpc_id": local.vpc_id},
+            [_node(n.name, n.provider_id, n.internal_ip, n.az) for n in local.nodes],
+            f"moto on {url} (VPC {local.vpc_id}, {len(local.nodes)} instances)",
+        )
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def _register_nodes(client: KubeClient, nodes: Sequence[Mapping[str, Any]]) -> None:
+    for node in nodes:
+        name = node["metadata"]["name"]
+        body = {k: v for k, v in node.items() if k != "status"}
+        with contextlib.suppress(AlreadyExists):
+            await client.create(NODES, body)
+        if node.get("status"):
+            await client.patch(
+                NODES, name, {"status": node["status"]}, kind="merge", subresource="status"
+            )
 
 
 def _load_examples(examples: Path) -> list[dict[str, Any]]:
@@ -128,20 +204,45 @@ def _converged(svc: Mapping[str, Any]) -> bool:
 
 
 async def _serve(settings: Settings, options: UpOptions, out: TextIO) -> int:
-    try:
-        provider: Provider = load_provider(options.provider)
-    except ConfigError as e:
-        raise UpError(f"--provider {options.provider}: {e.message}") from None
+    name = options.provider or default_provider()
     docs = _load_examples(options.examples)
+    async with local_cloud(name, settings) as cloud:
+        try:
+            provider: Provider = load_provider(
+                name,
+                shared={"cluster_name": settings.cluster_name},
+                **{**cloud.options, **settings.provider_options},
+            )
+        except ConfigError as e:
+            what = e.message if e.setting == "provider" else str(e)
+            raise UpError(f"--provider {name}: {what}") from None
+        if cloud.description:
+            print(f"lbctl up: local cloud: {cloud.description}", file=out, flush=True)
+        return await _serve_with(
+            settings=settings, options=options, provider=provider, cloud=cloud, docs=docs, out=out
+        )
+
+
+async def _serve_with(
+    *,
+    settings: Settings,
+    options: UpOptions,
+    provider: Provider,
+    cloud: LocalCloud,
+    docs: list[dict[str, Any]],
+    out: TextIO,
+) -> int:
     server = APIServer(config_from_settings(settings))
     await server.start()
     stop = asyncio.Event()
     try:
         # The embedded server is in this process: no client-side rate limit.
         async with await connect(kubeconfig=server.kubeconfig_path, qps=None) as client:
+            await _register_nodes(client, cloud.nodes)
             copts = ControllerOptions(
                 class_name=provider.load_balancer_class,
                 default_class=True,
+                cluster_name=settings.cluster_name,
                 leader_election=True,
                 lease_duration=5,
                 renew_deadline=4,

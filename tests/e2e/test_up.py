@@ -36,7 +36,7 @@ def _up(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_up_once_converges_and_prints_the_table(tmp_path: Path) -> None:
-    proc = _up(tmp_path)
+    proc = _up(tmp_path, "--provider", "memory")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("NAMESPACE"))
@@ -55,7 +55,7 @@ def test_up_once_converges_and_prints_the_table(tmp_path: Path) -> None:
     assert rows[("default", "cache")][4] == "<none>"
     assert rows[("default", "kubernetes")][3] == "10.96.0.1"
     # Run again on the same data: idempotent, same addresses.
-    again = _up(tmp_path)
+    again = _up(tmp_path, "--provider", "memory")
     assert again.returncode == 0, again.stderr
     assert web[4] in again.stdout
 
@@ -65,3 +65,20 @@ def test_unknown_provider_is_a_one_line_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("lbctl: --provider nope:")
     assert "memory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_up_defaults_to_aws_on_a_local_moto_server(tmp_path: Path) -> None:
+    proc = _up(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "local cloud: moto on http://127.0.0.1:" in proc.stdout
+    assert "provider aws" in proc.stdout
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("NAMESPACE"))
+    rows = {tuple(line.split()[:2]): line.split() for line in lines[header + 1 :] if line}
+    web = rows[("default", "web")]
+    assert web[4].startswith("k8s-default-web-") and web[4].endswith(".elb.amazonaws.com")
+    assert web[-1] == "Ready"
+    # SCTP is refused per port; the TCP port is still served.
+    signaling = " ".join(rows[("default", "signaling")])
+    assert "Ready (port errors: port 9999/SCTP" in signaling
+    assert rows[("default", "syslog")][4] == "<none>"
