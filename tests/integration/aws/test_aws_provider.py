@@ -3,6 +3,7 @@ replacements, annotations, ownership, delete, sweep, subnets and throttling."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
@@ -610,6 +611,94 @@ async def test_attribute_annotations_are_applied_and_undone(
     before = provider.client.calls
     await provider.ensure(request(service(), local))
     assert calls_since(provider, before) == (2, 0)
+
+
+async def test_health_check_annotations_are_applied_and_changed_in_place(
+    make_provider: MakeProvider, local: LocalAWS, elbv2: Any
+) -> None:
+    provider = make_provider()
+    annotations = {
+        key("healthcheck-protocol"): "HTTP",
+        key("healthcheck-port"): "10254",
+        key("healthcheck-path"): "/ready",
+        key("healthcheck-interval"): "10",
+        key("healthcheck-timeout"): "6",
+        key("healthcheck-healthy-threshold"): "3",
+        key("healthcheck-unhealthy-threshold"): "4",
+    }
+    await until_active(provider, request(service(annotations=annotations), local))
+
+    def check() -> tuple[str, tuple[Any, ...]]:
+        (group,) = owned_tgs(elbv2, "uid-web")
+        return group["TargetGroupArn"], tuple(
+            group[k]
+            for k in (
+                "HealthCheckProtocol",
+                "HealthCheckPort",
+                "HealthCheckPath",
+                "HealthCheckIntervalSeconds",
+                "HealthCheckTimeoutSeconds",
+                "HealthyThresholdCount",
+                "UnhealthyThresholdCount",
+            )
+        )
+
+    arn, applied = check()
+    assert applied == ("HTTP", "10254", "/ready", 10, 6, 3, 4)
+
+    annotations[key("healthcheck-path")] = "/live"
+    annotations[key("healthcheck-healthy-threshold")] = "5"
+    mark = len(provider.mutations)
+    await provider.ensure(request(service(annotations=annotations), local))
+    assert check() == (arn, ("HTTP", "10254", "/live", 10, 6, 5, 4)), "modified in place"
+    assert [op for op, _ in provider.mutations[mark:]] == ["modify_target_group"]
+
+
+async def test_the_legacy_internal_annotation_and_named_subnets(
+    make_provider: MakeProvider, local: LocalAWS, elbv2: Any
+) -> None:
+    provider = make_provider()
+    chosen = local.private_subnets[:2]
+    annotations = {key("internal"): "true", key("subnets"): ",".join(chosen)}
+    await provider.ensure(request(service(annotations=annotations), local))
+    (lb,) = owned_lbs(elbv2, "uid-web")
+    assert lb["Scheme"] == "internal"
+    assert {z["SubnetId"] for z in lb["AvailabilityZones"]} == set(chosen)
+
+
+async def test_source_ranges_limit_the_node_port_rules(
+    make_provider: MakeProvider, local: LocalAWS, ec2: Any
+) -> None:
+    provider = make_provider()
+    svc = service()
+    client = naming.rule_description(CLUSTER, "uid-web", "client")
+
+    def with_ranges(*ranges: str) -> Service:
+        return dataclasses.replace(
+            svc, spec=dataclasses.replace(svc.spec, load_balancer_source_ranges=ranges)
+        )
+
+    # The ranges no longer cover the NLB's own subnets: its health checks (on the
+    # traffic port) need rules from them.
+    health = {
+        (
+            "tcp",
+            30080,
+            30080,
+            f"10.0.{zone}.0/24",
+            naming.rule_description(CLUSTER, "uid-web", "health"),
+        )
+        for zone in range(3)
+    }
+    await provider.ensure(request(with_ranges("192.0.2.0/24", "198.51.100.7/32"), local))
+    assert rules_of(ec2, local.node_security_group) == health | {
+        ("tcp", 30080, 30080, "192.0.2.0/24", client),
+        ("tcp", 30080, 30080, "198.51.100.7/32", client),
+    }
+    await provider.ensure(request(with_ranges("203.0.113.0/24"), local))
+    assert rules_of(ec2, local.node_security_group) == health | {
+        ("tcp", 30080, 30080, "203.0.113.0/24", client),
+    }
 
 
 @pytest.mark.parametrize(
