@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,8 +29,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.procstats import cpu_seconds, peak_rss_mib
 from lbctl.kube.client import NODES, SERVICES, KubeClient, connect
-from lbctl.testing import APIServerProcess
+from lbctl.testing import APIServerProcess, free_port
 
 CLASS = "lbctl.io/memory"
 ENSURES = re.compile(
@@ -91,24 +91,6 @@ def _ensures(port: int) -> float:
     return sum(float(v) for v in ENSURES.findall(text))
 
 
-def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _controller(kubeconfig: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LBCTL_")}
     env.update(
@@ -143,7 +125,7 @@ async def one(n: int, workers: int) -> dict[str, Any]:
             await _create(client, n)
             await client.create(NODES, {"metadata": {"name": "bench-node-0"}})
             created = time.perf_counter() - t0
-            port = _free_port()
+            port = free_port()
             t0 = time.perf_counter()
             proc = _controller(server.kubeconfig, port, workers)
             try:
@@ -156,10 +138,10 @@ async def one(n: int, workers: int) -> dict[str, Any]:
                 while _ensures(port) < ensures + n and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
                 node_sync = time.perf_counter() - t0
-                rss = _peak_rss_mib(proc.pid)
+                rss = peak_rss_mib(proc.pid)
                 cpu = {
-                    "controller": round(_cpu_seconds(proc.pid), 1),
-                    "apiserver": round(_cpu_seconds(server.proc.pid), 1) if server.proc else 0,
+                    "controller": round(cpu_seconds(proc.pid), 1),
+                    "apiserver": round(cpu_seconds(server.proc.pid), 1) if server.proc else 0,
                     "bench": round(time.process_time(), 1),
                 }
             finally:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 from lbctl.allocators.nodeport import PortRange
 from lbctl.apiserver.server import APIServer, APIServerConfig
 
-__all__ = ["APIServerProcess", "embedded_apiserver", "wait_for", "wait_for_async"]
+__all__ = ["APIServerProcess", "embedded_apiserver", "free_port", "wait_for", "wait_for_async"]
 
 T = TypeVar("T")
 
@@ -38,6 +39,13 @@ async def embedded_apiserver(data_dir: Path, **options: Any) -> AsyncIterator[AP
         yield server
     finally:
         await server.stop()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wait_for(

@@ -6,20 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from lbctl.testing import APIServerProcess, wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from lbctl.testing import APIServerProcess, free_port, wait_for
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -112,7 +105,7 @@ def _lease_holder(server: APIServerProcess) -> str:
 def test_sigterm_lets_the_reconcile_in_flight_finish(tmp_path: Path) -> None:
     """SIGTERM while the provider is mid-ensure: the process waits for that reconcile,
     writes its status, releases the Lease and exits 0."""
-    port = _free_port()
+    port = free_port()
     with APIServerProcess(tmp_path / "api") as server:
         proc = _controller(server, port, provider_options='{"latency": 3}')
         try:
@@ -143,7 +136,7 @@ def test_sigterm_lets_the_reconcile_in_flight_finish(tmp_path: Path) -> None:
 
 def test_a_bad_provider_option_names_the_setting(tmp_path: Path) -> None:
     with APIServerProcess(tmp_path / "api") as server:
-        proc = _controller(server, _free_port(), provider_options='{"network_v4": "nope"}')
+        proc = _controller(server, free_port(), provider_options='{"network_v4": "nope"}')
         try:
             assert proc.wait(timeout=30) == 2
             err = proc.stderr.read() if proc.stderr else ""
@@ -158,7 +151,7 @@ def test_a_bad_provider_option_names_the_setting(tmp_path: Path) -> None:
 
 
 def test_controller_process(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     with APIServerProcess(tmp_path / "api") as server:
         proc = _controller(server, port)
         try:
