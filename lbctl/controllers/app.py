@@ -19,6 +19,7 @@ from typing import Any
 
 from lbctl.controllers.service_lb import ServiceLBController, eligible_node
 from lbctl.kube.client import ENDPOINTSLICES, NODES, SERVICES, KubeClient
+from lbctl.kube.errors import KubeError
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer, object_key
 from lbctl.kube.lease import KubeLeaseStore
@@ -27,7 +28,7 @@ from lbctl.runtime.leaderelection import LeaderElector
 from lbctl.runtime.manager import Manager
 from lbctl.runtime.workqueue import WorkQueue
 from lbctl.telemetry import Metrics, reconcile_context, reconcile_span
-from providers.base import ObservesCalls, Provider, Sweeper
+from providers.base import ObservesCalls, Provider, ProviderError, Sweeper
 
 __all__ = ["ControllerOptions", "run_controller"]
 
@@ -146,7 +147,12 @@ async def run_controller(
                 return await lb.reconcile(key)
 
     controller: Controller[str] = Controller(
-        "service-lb", reconcile, workers=options.workers, queue=queue, observer=metrics
+        "service-lb",
+        reconcile,
+        workers=options.workers,
+        queue=queue,
+        observer=metrics,
+        expected=(ProviderError, KubeError),
     )
     if metrics is not None:
         metrics.watch_queue("service-lb", lambda: len(controller.queue))

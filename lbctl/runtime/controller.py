@@ -102,11 +102,15 @@ class Controller(Generic[K]):
         logger: logging.Logger | None = None,
         observer: ReconcileObserver | None = None,
         needs_leader: bool = True,
+        expected: tuple[type[Exception], ...] = (),
     ) -> None:
         if workers < 1:
             raise ValueError(f"a controller needs at least one worker, got {workers}")
         self.name = name
         self.needs_leader = needs_leader
+        self.expected = expected
+        """Failures that are part of normal operation (a cloud API or the API server said
+        no): logged as one warning line with the error, no traceback; retried the same."""
         self.workers = workers
         self.clock: Clock = clock if clock is not None else RealClock()
         self.queue: WorkQueue[K] = (
@@ -190,6 +194,9 @@ class Controller(Generic[K]):
             self.log.info("%s: retrying in %gs: %s", key, exc.seconds, exc)
             return "requeue"
         q.add_rate_limited(key)
+        if isinstance(exc, self.expected):
+            self.log.warning("%s: reconcile failed (retry %d): %s", key, q.num_requeues(key), exc)
+            return "error"
         self.log.error(
             "%s: reconcile failed (retry %d)",
             key,

@@ -205,6 +205,40 @@ async def test_a_crashing_reconcile_keeps_the_worker_alive_and_retries_with_back
     await _stop(stop, task)
 
 
+async def test_an_expected_failure_is_one_line_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    calls: list[float] = []
+    healed = asyncio.Event()
+
+    class Refused(Exception):
+        pass
+
+    async def reconcile(key: str) -> Result | None:
+        calls.append(clock.now())
+        if len(calls) <= 2:
+            raise Refused("quota reached")
+        healed.set()
+        return None
+
+    ctrl = Controller("t", reconcile, clock=clock, expected=(Refused,))
+    stop = asyncio.Event()
+    task = asyncio.create_task(ctrl.run(stop))
+    with caplog.at_level(logging.WARNING, logger="lbctl.controller.t"):
+        ctrl.enqueue("k")
+        while not healed.is_set():
+            await clock.advance(1)
+    assert calls == [0.0, 5.0, 15.0]  # the same backoff as a crash
+    failed = [r for r in caplog.records if "reconcile failed" in r.getMessage()]
+    assert [r.getMessage() for r in failed] == [
+        "k: reconcile failed (retry 1): quota reached",
+        "k: reconcile failed (retry 2): quota reached",
+    ]
+    assert all(r.exc_info is None and r.levelno == logging.WARNING for r in failed)
+    await _stop(stop, task)
+
+
 async def test_n_workers_reconcile_n_keys_concurrently() -> None:
     n = 4
     barrier = asyncio.Barrier(n)  # passes only when n reconciles run at once
