@@ -209,6 +209,12 @@ class Settings(BaseSettings):
         description="Elect one active controller through a Lease. Default true (safe with "
         "replicas).",
     )
+    lease_namespace: str = Field(
+        default="kube-system",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Namespace of the leader-election Lease (lbctl-controller). Default "
+        "kube-system; deploy/ sets the controller's own namespace, so its Role stays there.",
+    )
     lease_duration_seconds: float = Field(
         default=15.0,
         gt=0,

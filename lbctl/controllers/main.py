@@ -29,6 +29,7 @@ def options_from_settings(settings: Settings, class_name: str) -> ControllerOpti
         workers=settings.workers,
         resync_seconds=settings.resync_seconds,
         leader_election=settings.leader_elect,
+        lease_namespace=settings.lease_namespace,
         lease_duration=settings.lease_duration_seconds,
         renew_deadline=settings.renew_deadline_seconds,
         retry_period=settings.retry_period_seconds,

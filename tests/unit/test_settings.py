@@ -99,6 +99,11 @@ def test_toml_and_config_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             "'DEBUG', 'INFO', 'WARNING' or 'ERROR'",
         ),
         (
+            {"lease_namespace": "Kube_System"},
+            "invalid setting lease_namespace (LBCTL_LEASE_NAMESPACE): String should match "
+            "pattern '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'",
+        ),
+        (
             {"log_format": "xml"},
             "invalid setting log_format (LBCTL_LOG_FORMAT): Input should be 'text' or 'json'",
         ),
