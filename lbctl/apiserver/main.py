@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 
 from lbctl.apiserver.server import APIServer, APIServerConfig
 from lbctl.settings import Settings
+from lbctl.telemetry.logs import configure_logging
 
 __all__ = ["config_from_settings", "run_apiserver"]
 
@@ -46,11 +46,7 @@ async def _serve(config: APIServerConfig) -> None:
 
 
 def run_apiserver(settings: Settings) -> int:
-    logging.basicConfig(
-        level=settings.log_level.value,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level.value, settings.log_format.value)
     try:
         config = config_from_settings(settings)
     except OSError as e:

@@ -114,3 +114,36 @@ def test_bad_listen_and_token_file_are_one_line_errors(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("lbctl: token_file (LBCTL_TOKEN_FILE):")
     assert "Traceback" not in proc.stderr
+
+
+def test_log_format_json_gives_one_json_object_per_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lbctl",
+            "apiserver",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(tmp_path),
+            "--log-format",
+            "json",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # the first log line: where it listens
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    record = json.loads(line)
+    assert record["logger"] == "lbctl.apiserver"
+    assert record["level"] == "INFO"
+    assert "listening on http://127.0.0.1:" in record["message"]
