@@ -29,6 +29,7 @@ from lbctl.apimachinery.printers import service_external_ip, service_ports
 from lbctl.apiserver.main import config_from_settings
 from lbctl.apiserver.server import APIServer
 from lbctl.controllers.app import ControllerOptions, run_controller
+from lbctl.domain.lbstatus import PORTS_ERROR, READY
 from lbctl.kube.client import NAMESPACES, NODES, SERVICES, KubeClient, connect
 from lbctl.kube.errors import AlreadyExists, KubeError
 from lbctl.kube.informer import object_key
@@ -165,13 +166,13 @@ def _status(svc: Mapping[str, Any]) -> str:
     if spec.get("type") != "LoadBalancer":
         return "-"
     conds = {c.get("type"): c for c in st.get("conditions") or []}
-    ready = conds.get("LoadBalancerReady")
+    ready = conds.get(READY)
     text = (
         "Pending"
         if ready is None
         else ("Ready" if ready.get("status") == "True" else ready.get("reason") or "NotReady")
     )
-    ports = conds.get("LoadBalancerPortsError")
+    ports = conds.get(PORTS_ERROR)
     if ports is not None and ports.get("status") == "True":
         text += " (port errors: " + ports.get("message", "") + ")"
     return text

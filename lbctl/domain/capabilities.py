@@ -35,7 +35,6 @@ from lbctl.domain.service import IPMode, PortStatus, Protocol, ServicePort
 __all__ = [
     "MAX_MESSAGE_REFUSALS",
     "MAX_PORT_ERROR_BYTES",
-    "PORTS_ERROR_CONDITION",
     "Capabilities",
     "PortCheck",
     "PortErrorReason",
@@ -52,9 +51,6 @@ MAX_PORT_ERROR_BYTES: Final = 316
 MAX_MESSAGE_REFUSALS: Final = 10
 """:attr:`PortCheck.message` names at most this many ports, so a condition message stays
 far below its 32 KiB limit whatever the number of ports."""
-
-PORTS_ERROR_CONDITION: Final = "LoadBalancerPortsError"
-"""The condition type ``core/v1`` defines for port errors of a load balancer."""
 
 # The pattern published for ``PortStatus.error``: an optional DNS-subdomain prefix and
 # '/', then a CamelCase name.
