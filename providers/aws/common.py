@@ -36,9 +36,10 @@ USER_ERRORS: Final = frozenset(
         "InvalidAllocationID.NotFound",
         "InvalidSubnet",
         "SubnetNotFound",
+        "RulesPerSecurityGroupLimitExceeded",
     }
 )
-"""AWS error codes a change to the Service (its annotations) can fix."""
+"""AWS error codes a change to the Service (its annotations, its source ranges) can fix."""
 NAME_TAKEN: Final = frozenset({"DuplicateLoadBalancerName", "DuplicateTargetGroupName"})
 
 

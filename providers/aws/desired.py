@@ -1,7 +1,8 @@
 """What one ``ensure`` wants, worked out with describes only (edge, read-only).
 
-:func:`desired_state` turns a request into a :class:`Desired` (plan, targets, security
-groups, rules) from the cached :class:`~providers.aws.environment.Environment`;
+:func:`desired_state` turns a request into a :class:`Desired` (plan, targets, node
+security groups, the frontend security group and its rules) from the cached
+:class:`~providers.aws.environment.Environment`;
 :func:`preflight` checks what AWS would refuse only once something exists (ACM
 certificates, the SSL policy, EIP allocations). Both raise
 :class:`~providers.base.UnsupportedError` for a Service that cannot be served, before
@@ -20,7 +21,7 @@ from providers.aws.client import AWSClient, AWSError
 from providers.aws.environment import Environment
 from providers.aws.plan import DEFAULT_SSL_POLICY, Plan, PlanError, build_plan
 from providers.aws.securitygroups import node_groups
-from providers.aws.sgrules import Rule, desired_rules
+from providers.aws.sgrules import GroupSpec, Rule, frontend_group, frontend_rules
 from providers.aws.subnets import SubnetError, select_subnets
 from providers.aws.targets import Target, desired_targets, instance_id
 from providers.base import LoadBalancerRequest, UnsupportedError
@@ -41,7 +42,12 @@ class Desired:
     """Target-group key -> its targets."""
     groups: tuple[str, ...]
     """The node security groups to open."""
-    rules: frozenset[Rule]
+    frontend: GroupSpec
+    """The Service's frontend security group."""
+    frontend_rules: frozenset[Rule]
+    target_ports: Mapping[str, tuple[int, ...]]
+    """``ip`` target-group key -> the ports its targets listen on (for the node rules,
+    :func:`sgrules.node_rules`, made once the backend group is known)."""
     vpc_id: str
 
 
@@ -53,8 +59,8 @@ async def desired_state(
     cluster_id: str,
     node_security_group: str | None,
 ) -> Desired:
-    """The plan, targets and rules of ``req`` (instance targets: only nodes whose EC2
-    instance exists). Describes only, cached in ``env``."""
+    """The plan, targets and security groups of ``req`` (instance targets: only nodes
+    whose EC2 instance exists). Describes only, cached in ``env``."""
     uid = req.service.metadata.uid
     instance_ids = sorted({i for n in req.nodes if (i := instance_id(n.provider_id))})
     network = await env.network(instance_ids)
@@ -80,18 +86,19 @@ async def desired_state(
     }
     groups = await node_groups(env, cluster_id, node_security_group, instances.values())
     target_ports = {
-        g.key: sorted({t.port for t in targets[g.key]})
+        g.key: tuple(sorted({t.port for t in targets[g.key]}))
         for g in plan.target_groups
         if g.target_type == TargetType.IP
     }
-    rules = desired_rules(
-        cluster_id=cluster_id,
-        service_uid=uid,
+    return Desired(
         plan=plan,
-        subnet_cidrs=[s.cidr for s in subnets],
+        targets=targets,
+        groups=groups,
+        frontend=frontend_group(cluster_id, req.service),
+        frontend_rules=frontend_rules(cluster_id=cluster_id, service_uid=uid, plan=plan),
         target_ports=target_ports,
+        vpc_id=network.vpc_id,
     )
-    return Desired(plan, targets, groups, rules, network.vpc_id)
 
 
 async def preflight(client: AWSClient, plan: Plan) -> None:

@@ -9,6 +9,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Final
 
 from providers.aws.annotations import Scheme
+from providers.aws.sgrules import parse_port_range
 from providers.base import ConfigError
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def create(
     node_security_group_id: str | None = None,
     vpc_id: str | None = None,
     provisioning_requeue_seconds: float = 15.0,
+    node_port_range: str = "30000-32767",
 ) -> AWSProvider:
     """Build the AWS NLB provider; :class:`ConfigError` naming the first bad option.
 
@@ -47,7 +49,9 @@ def create(
     ``default_scheme``: for Services without a scheme annotation; ``orphan_sweep``:
     delete resources of Services that are gone; ``node_security_group_id``: the group
     to open instead of discovering it per node; ``vpc_id``: instead of discovering it;
-    ``provisioning_requeue_seconds``: how soon to look again at a provisioning NLB.
+    ``provisioning_requeue_seconds``: how soon to look again at a provisioning NLB;
+    ``node_port_range``: the cluster's ``--service-node-port-range`` (``from-to``),
+    opened in the node security groups from the NLBs' backend security group.
     """
     if not isinstance(cluster_name, str) or _CLUSTER_RE.fullmatch(cluster_name) is None:
         raise ConfigError(
@@ -80,6 +84,10 @@ def create(
         raise ConfigError(
             "provisioning_requeue_seconds", f"must be a positive number, got {seconds!r}"
         )
+    try:
+        port_range = parse_port_range(node_port_range)
+    except ValueError as e:
+        raise ConfigError("node_port_range", str(e)) from None
 
     from providers.aws.provider import AWSProvider  # noqa: PLC0415 - boto3 only when used
 
@@ -93,6 +101,7 @@ def create(
             node_security_group_id=node_security_group_id,
             vpc_id=vpc_id,
             provisioning_requeue_seconds=float(seconds),
+            node_port_range=port_range,
         )
     except ConfigError as e:
         if e.setting == "aws_region":  # the client's name for it

@@ -50,6 +50,8 @@ class LoadBalancerRecord:
     vpc_id: str
     subnet_ids: tuple[str, ...]
     tags: Mapping[str, str]
+    security_groups: tuple[str, ...] = ()
+    """Sorted; none: made without (by an older lbctl), and AWS cannot add any."""
 
     @property
     def uid(self) -> str | None:
@@ -69,6 +71,7 @@ class LoadBalancerRecord:
                 sorted(str(z["SubnetId"]) for z in item.get("AvailabilityZones") or ())
             ),
             tags=dict(tags),
+            security_groups=tuple(sorted(str(g) for g in item.get("SecurityGroups") or ())),
         )
 
 

@@ -163,9 +163,12 @@ async def ensure_load_balancer(
     record: LoadBalancerRecord | None,
     *,
     uid: str,
+    security_groups: Sequence[str],
 ) -> LoadBalancerRecord:
-    """The load balancer ``spec`` asks for: ``record`` (from :func:`find_load_balancer`)
-    reconciled (tags, attributes, subnets), else a new one (tagged in the same call)."""
+    """The load balancer ``spec`` asks for, with ``security_groups`` (frontend, backend):
+    ``record`` (from :func:`find_load_balancer`; it must have security groups, AWS
+    cannot add any) reconciled (tags, attributes, subnets, security groups), else a new
+    one (tagged in the same call)."""
     if record is None:
         created = await client.call(
             "elbv2",
@@ -174,6 +177,7 @@ async def ensure_load_balancer(
             Type="network",
             Scheme=spec.scheme,
             IpAddressType="ipv4",
+            SecurityGroups=list(security_groups),
             Tags=tags_to_aws(spec.tags),
             **_subnet_args(spec),
         )
@@ -206,7 +210,17 @@ async def ensure_load_balancer(
             )
         except AWSError as e:  # e.g. a subnet cannot be removed from this NLB
             log.warning("load balancer %s: cannot change its subnets: %s", spec.name, e)
-    return replace(record, tags=tags, subnet_ids=subnet_ids)
+    groups = record.security_groups
+    if set(groups) != set(security_groups):
+        log.info("load balancer %s: security groups %s -> %s", spec.name, groups, security_groups)
+        await client.call(
+            "elbv2",
+            "set_security_groups",
+            LoadBalancerArn=record.arn,
+            SecurityGroups=list(security_groups),
+        )
+        groups = tuple(sorted(security_groups))
+    return replace(record, tags=tags, subnet_ids=subnet_ids, security_groups=groups)
 
 
 async def delete_load_balancer(client: AWSClient, record: LoadBalancerRecord) -> None:

@@ -1,15 +1,18 @@
 """Names and ownership markers of the AWS resources lbctl creates (pure).
 
-Load balancers and target groups are named ``k8s-{ns[:8]}-{name[:8]}-{hash10}`` (at most
-32 characters, ELBv2's limit). The hash covers the cluster id and the Service UID, so
-two clusters, or a deleted and re-created Service, never share a name; it also covers
-what AWS cannot change in place (the scheme of a load balancer; the port, protocol,
-target type and health-check protocol of a target group), so a change there gives a
-new name and the old resource is replaced.
+Load balancers, target groups and the Services' frontend security groups are named
+``k8s-{ns[:8]}-{name[:8]}-{hash10}`` (at most 32 characters, ELBv2's limit). The hash
+covers the cluster id and the Service UID, so two clusters, or a deleted and re-created
+Service, never share a name; it also covers what AWS cannot change in place (the scheme
+of a load balancer and whether it has security groups; the port, protocol, target type
+and health-check protocol of a target group), so a change there gives a new name and the
+old resource is replaced. The cluster's backend security group is
+``k8s-traffic-{cluster[:8]}-{hash10}``.
 
-Ownership is recorded in tags (load balancers, target groups) and, for security-group
-rules, which cannot carry tags of their own here, in the rule description
-``lbctl:<cluster-hash8>:<service-uid>:<kind>``.
+Ownership is recorded in tags (load balancers, target groups, security groups) and, for
+security-group rules, which cannot carry tags of their own here, in the rule description:
+``lbctl:<cluster-hash8>:<service-uid>:<kind>`` for a Service's rule,
+``lbctl:<cluster-hash8>:cluster:nodeports`` for the two rules every Service shares.
 
 Additional tags (annotation ``additional-resource-tags``) are recorded in the tag
 :data:`TAG_ADDITIONAL`: a digest of each key, so that a later reconcile removes the
@@ -30,7 +33,9 @@ from lbctl.domain.service import Service
 __all__ = [
     "CLUSTER_TAG_PREFIX",
     "MAX_NAME_LEN",
+    "RESOURCE_BACKEND_SECURITY_GROUP",
     "RESOURCE_LOAD_BALANCER",
+    "RESOURCE_SECURITY_GROUP",
     "RESOURCE_TARGET_GROUP",
     "RULE_CLIENT",
     "RULE_HEALTH",
@@ -41,7 +46,10 @@ __all__ = [
     "TAG_SERVICE",
     "TAG_SERVICE_UID",
     "additional_tags_record",
+    "backend_security_group_name",
+    "backend_security_group_tags",
     "cluster_hash",
+    "cluster_rule_description",
     "cluster_tag_key",
     "is_reserved_tag_key",
     "load_balancer_name",
@@ -50,6 +58,7 @@ __all__ = [
     "ownership_tags",
     "parse_rule_description",
     "rule_description",
+    "security_group_name",
     "service_uid_of",
     "tag_key_digest",
     "target_group_name",
@@ -68,6 +77,10 @@ CLUSTER_TAG_PREFIX: Final = "kubernetes.io/cluster/"
 
 RESOURCE_LOAD_BALANCER: Final = "loadbalancer"
 RESOURCE_TARGET_GROUP: Final = "targetgroup"
+RESOURCE_SECURITY_GROUP: Final = "securitygroup"
+"""A Service's frontend security group (attached to its NLB)."""
+RESOURCE_BACKEND_SECURITY_GROUP: Final = "backend-securitygroup"
+"""The cluster's backend security group (attached to every NLB; no Service owns it)."""
 RULE_CLIENT: Final = "client"
 RULE_HEALTH: Final = "health"
 
@@ -104,13 +117,44 @@ def _name(service: Service, hash10: str) -> str:
     return "-".join([p for p in parts if p] + [hash10])
 
 
+_WITH_SECURITY_GROUPS: Final = "security-groups"
+"""In the load-balancer name hash: an NLB made without security groups (older lbctl)
+never gets any, so the ones that have them are named apart and replace it."""
+
+
 def load_balancer_name(cluster_id: str, service: Service, scheme: str) -> str:
-    """``k8s-{ns[:8]}-{name[:8]}-{sha256(cluster id, uid, scheme)[:10]}``.
+    """``k8s-{ns[:8]}-{name[:8]}-{sha256(cluster id, uid, scheme, ...)[:10]}``.
 
     At most 32 characters of ``[A-Za-z0-9-]``, never starting or ending with ``-``.
-    A new scheme gives a new name: AWS cannot change the scheme in place.
+    A new scheme gives a new name: AWS cannot change the scheme in place (nor add
+    security groups to an NLB made without: the hash says it has them).
     """
-    return _name(service, _digest(cluster_id, service.metadata.uid, str(scheme))[:10])
+    return _name(
+        service,
+        _digest(cluster_id, service.metadata.uid, str(scheme), _WITH_SECURITY_GROUPS)[:10],
+    )
+
+
+def security_group_name(cluster_id: str, service: Service) -> str:
+    """The Service's frontend security group: ``k8s-{ns[:8]}-{name[:8]}-{hash10}``, one
+    per Service whatever its scheme (a replaced load balancer takes it over)."""
+    return _name(service, _digest(cluster_id, service.metadata.uid, RESOURCE_SECURITY_GROUP)[:10])
+
+
+def backend_security_group_name(cluster_id: str) -> str:
+    """The cluster's backend security group: ``k8s-traffic-{cluster[:8]}-{hash10}``."""
+    parts = ["k8s", "traffic", _segment(cluster_id)]
+    hash10 = _digest(cluster_id, RESOURCE_BACKEND_SECURITY_GROUP)[:10]
+    return "-".join([p for p in parts if p] + [hash10])
+
+
+def backend_security_group_tags(cluster_id: str) -> dict[str, str]:
+    """The tags of the cluster's backend security group (no Service, no UID)."""
+    return {
+        TAG_CLUSTER: cluster_id,
+        cluster_tag_key(cluster_id): "owned",
+        TAG_RESOURCE: RESOURCE_BACKEND_SECURITY_GROUP,
+    }
 
 
 def target_group_name(
@@ -128,12 +172,14 @@ def target_group_name(
 def ownership_tags(
     cluster_id: str, service: Service, resource: str, port: str | None = None
 ) -> dict[str, str]:
-    """The tags that mark a load balancer or target group as this Service's.
+    """The tags that mark a load balancer, target group or frontend security group as
+    this Service's.
 
-    ``resource`` is :data:`RESOURCE_LOAD_BALANCER` or :data:`RESOURCE_TARGET_GROUP`;
-    ``port`` (target groups) is the group's key, ``<port>/<protocol>``.
+    ``resource`` is :data:`RESOURCE_LOAD_BALANCER`, :data:`RESOURCE_TARGET_GROUP` or
+    :data:`RESOURCE_SECURITY_GROUP`; ``port`` (target groups) is the group's key,
+    ``<port>/<protocol>``.
     """
-    if resource not in (RESOURCE_LOAD_BALANCER, RESOURCE_TARGET_GROUP):
+    if resource not in (RESOURCE_LOAD_BALANCER, RESOURCE_TARGET_GROUP, RESOURCE_SECURITY_GROUP):
         raise ValueError(f"unknown resource kind {resource!r}")
     meta = service.metadata
     tags = {
@@ -198,6 +244,13 @@ def rule_description(cluster_id: str, service_uid: str, kind: str) -> str:
     if _UID_RE.fullmatch(service_uid) is None:
         raise ValueError(f"service uid {service_uid!r} is empty or has unexpected characters")
     return f"lbctl:{cluster_hash(cluster_id)}:{service_uid}:{kind}"
+
+
+def cluster_rule_description(cluster_id: str) -> str:
+    """``lbctl:<cluster-hash8>:cluster:nodeports``: the node security group's rules from
+    the backend security group over the NodePort range, which belong to no Service (no
+    Service rule parses to it: the kind is neither client nor health)."""
+    return f"lbctl:{cluster_hash(cluster_id)}:cluster:nodeports"
 
 
 def parse_rule_description(desc: str) -> tuple[str, str, str] | None:

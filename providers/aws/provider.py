@@ -5,9 +5,15 @@ certificates, SSL policy, EIP allocations), so a bad Service creates nothing; th
 each step is idempotent and finds its resources again by their tags, so a crash
 between two calls is resumed by the next ``ensure`` or ``delete``.
 
+Security groups (:mod:`.securitygroups`): every NLB has its Service's frontend group
+(the listeners' ports from the source ranges) and the cluster's backend group; the node
+groups let the backend group in over the NodePort range (two cluster rules, whatever
+the number of Services) plus any port a Service needs outside it. An owned NLB without
+security groups (made by an older lbctl; AWS cannot add any) is replaced.
+
 An idle resync costs two describes per Service and no change: the provider remembers
 what its last ``ensure`` of each Service applied, and when the new plan, targets and
-security-group rules equal it, only checks that the load balancer and its listeners are
+security groups equal it, only checks that the load balancer and its listeners are
 still there (:meth:`AWSProvider.ensure`). A fresh process has no memory and runs the
 full path once; so does a Service remembered for longer than ``full_reconcile_seconds``
 (an hour), which repairs drift the cheap check cannot see (targets, rules, attributes).
@@ -16,15 +22,17 @@ Errors: AWS faults a changed Service can fix (unknown certificate, invalid
 configuration, a name taken by a resource that is not ours) are
 :class:`~providers.base.UnsupportedError`; everything else is
 :class:`~providers.base.TransientError` (or :class:`~providers.base.RetryAfterError`
-while a target group is still in use). No botocore exception escapes.
+while a target group or frontend security group is still in use). No botocore
+exception escapes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -49,8 +57,25 @@ from providers.aws.loadbalancers import (
     find_load_balancer,
     sync_listeners,
 )
-from providers.aws.securitygroups import describe_rules, reconcile, release
-from providers.aws.sgrules import Permission
+from providers.aws.securitygroups import (
+    Groups,
+    add_cluster_rules,
+    create_backend,
+    delete_group,
+    describe_groups,
+    ensure_frontend,
+    missing_rules,
+    reconcile,
+    release,
+)
+from providers.aws.sgrules import (
+    DEFAULT_NODE_PORT_RANGE,
+    Permission,
+    Rule,
+    backend_group,
+    cluster_node_rules,
+    node_rules,
+)
 from providers.aws.targetgroups import (
     IN_USE_RETRY_SECONDS,
     delete_target_group,
@@ -97,6 +122,8 @@ class _Applied:
     listeners: frozenset[ListenerState]
     at: float
     """When (provider clock): after ``full_reconcile_seconds`` the full path runs again."""
+    node_rules: frozenset[Rule] = frozenset()
+    """The Service's own rules in the node groups (from the backend group)."""
 
 
 class AWSProvider:
@@ -122,12 +149,15 @@ class AWSProvider:
         node_security_group_id: str | None = None,
         vpc_id: str | None = None,
         provisioning_requeue_seconds: float = 15.0,
+        node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE,
         client_options: Mapping[str, Any] | None = None,
         full_reconcile_seconds: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``session``: a boto3 Session (credentials); ``client_options``: more
         :class:`AWSClient` arguments (``max_backoff``, ``limits``...);
+        ``node_port_range``: the cluster's NodePort range, opened in the node groups
+        from the backend group by two rules every Service shares;
         ``full_reconcile_seconds``: how long an idle Service is trusted to its memory
         before a full reconcile repairs drift the cheap check cannot see (targets,
         rules, attributes changed by hand)."""
@@ -135,6 +165,7 @@ class AWSProvider:
         self.default_scheme = default_scheme
         self.orphan_sweep = orphan_sweep
         self.node_security_group_id = node_security_group_id
+        self.node_port_range = node_port_range
         self.provisioning_requeue_seconds = provisioning_requeue_seconds
         self.full_reconcile_seconds = full_reconcile_seconds
         self._clock = clock
@@ -153,6 +184,15 @@ class AWSProvider:
         self.inventory = InventoryCache(self.client, cluster_name, clock=clock)
         self.environment = Environment(self.client, cluster_name, vpc_id=vpc_id, clock=clock)
         self._applied: dict[str, _Applied] = {}
+        # Cluster infrastructure (the backend group, the node groups' cluster rules)
+        # this process made, and when (an epoch: what a describe started before it may
+        # not show), so that concurrent ensures make it once.
+        self._infra_lock = asyncio.Lock()
+        self._epoch = 0
+        self._backends: dict[str, tuple[str, int]] = {}
+        """VPC id -> (backend group id, epoch it was made or seen)."""
+        self._cluster_rules_at: dict[tuple[str, str], int] = {}
+        """(node group, backend group) -> epoch the cluster rules were added."""
 
     # --- calls and errors ---------------------------------------------------------------
 
@@ -267,10 +307,29 @@ class AWSProvider:
             )
             for spec in plan.target_groups
         }
-        lb = await ensure_load_balancer(self.client, plan.lb, found_lb, uid=uid)
+        groups = await self._describe_groups(desired.groups)
+        frontend = await ensure_frontend(
+            self.client,
+            desired.frontend,
+            groups.frontend(uid, desired.vpc_id, desired.frontend.name),
+            vpc_id=desired.vpc_id,
+            rules=desired.frontend_rules,
+            uid=uid,
+        )
+        backend = await self._backend(groups, desired.vpc_id)
+        rules = await self._sync_node_rules(uid, desired, groups, backend)
+        lb_name = plan.lb.name
+        if found_lb is not None and not found_lb.security_groups:
+            # AWS cannot add security groups to an NLB made without: replace it.
+            log.info("%s: load balancer %s has no security groups: replacing it", uid, lb_name)
+            await self._delete_load_balancer(found_lb)
+            found_lb = None
+        lb = await ensure_load_balancer(
+            self.client, plan.lb, found_lb, uid=uid, security_groups=(frontend, backend)
+        )
         self.inventory.put_load_balancer(lb)
         for old in owned_lbs:
-            if old.arn != lb.arn:  # e.g. the scheme changed: a new name, a new NLB
+            if old.arn != lb.arn:  # the scheme changed, or made without security groups
                 await self._delete_load_balancer(old)
         arns: dict[str, str] = {}
         for spec in plan.target_groups:
@@ -292,33 +351,87 @@ class AWSProvider:
             except RetryAfterError as e:
                 log.info("%s: old target group %s not deleted yet: %s", uid, tg.name, e)
                 settled = False
-        await self._sync_rules(uid, desired)
         status = self._status(lb.state, lb.dns_name, lb.arn)
         if settled:
-            self._applied[uid] = _Applied(desired, lb.arn, listeners, self._clock())
+            self._applied[uid] = _Applied(desired, lb.arn, listeners, self._clock(), rules)
         elif not status.provisioning:
             status = dataclasses.replace(status, requeue_after=IN_USE_RETRY_SECONDS)
         return status
 
-    async def _sync_rules(self, uid: str, desired: Desired) -> None:
-        if not desired.groups:
-            if desired.rules:
-                log.warning(
-                    "%s: no node security group found (set node_security_group_id, or tag "
-                    "one kubernetes.io/cluster/%s): no ingress rule opened",
-                    uid,
-                    self.cluster_name,
-                )
+    async def _describe_groups(self, known: Collection[str]) -> Groups:
+        return await describe_groups(self.client, self.cluster_name, known, epoch=self._epoch)
+
+    def _tick(self) -> int:
+        self._epoch += 1
+        return self._epoch
+
+    async def _backend(self, groups: Groups, vpc_id: str) -> str:
+        """The cluster's backend security group in ``vpc_id``: found in ``groups``; else
+        the one this process made since they were described; else a new one (or one
+        another lbctl just made under its name, found by its tags)."""
+        found = groups.backend(vpc_id)
+        if found is not None:
+            return found.id
+        async with self._infra_lock:
+            made = self._backends.get(vpc_id)
+            if made is not None and made[1] > groups.epoch:
+                return made[0]
+            gid = await create_backend(self.client, backend_group(self.cluster_name), vpc_id)
+            self._backends[vpc_id] = (gid, self._tick())
+            return gid
+
+    async def _cluster_rules(
+        self, groups: Groups, node_groups: Sequence[str], backend: str
+    ) -> None:
+        """The two cluster rules in each node group, added where ``groups`` lacks them
+        (unless this process added them since they were described)."""
+        wanted = cluster_node_rules(
+            cluster_id=self.cluster_name, source_group=backend, node_port_range=self.node_port_range
+        )
+        current = groups.node_rules()
+        todo = [g for g in sorted(node_groups) if missing_rules(current.get(g, ()), wanted)]
+        if not todo:
             return
-        current = await describe_rules(self.client, self.cluster_name, desired.groups)
+        async with self._infra_lock:
+            for gid in todo:
+                if self._cluster_rules_at.get((gid, backend), -1) > groups.epoch:
+                    continue
+                await add_cluster_rules(
+                    self.client, gid, missing_rules(current.get(gid, ()), wanted)
+                )
+                self._cluster_rules_at[(gid, backend)] = self._tick()
+
+    async def _sync_node_rules(
+        self, uid: str, desired: Desired, groups: Groups, backend: str
+    ) -> frozenset[Rule]:
+        """The node groups' cluster rules (added if missing) and the Service's own rules
+        (reconciled); the latter."""
+        rules = node_rules(
+            cluster_id=self.cluster_name,
+            service_uid=uid,
+            plan=desired.plan,
+            source_group=backend,
+            node_port_range=self.node_port_range,
+            target_ports=desired.target_ports,
+        )
+        current = groups.node_rules()
+        if not desired.groups:
+            log.warning(
+                "%s: no node security group found (set node_security_group_id, or tag one "
+                "kubernetes.io/cluster/%s): the nodes are not opened to the load balancer",
+                uid,
+                self.cluster_name,
+            )
+        await self._cluster_rules(groups, desired.groups, backend)
         await reconcile(
             self.client,
             self.cluster_name,
             uid,
-            desired=desired.rules,
+            desired=rules,
             groups=desired.groups,
             current=current,
         )
+        return rules
 
     def _status(self, state: str, dns_name: str, arn: str) -> LoadBalancerStatus:
         ingress = (IngressPoint(hostname=dns_name.lower()),) if dns_name else ()
@@ -333,8 +446,8 @@ class AWSProvider:
     # --- update_hosts, get --------------------------------------------------------------
 
     async def update_hosts(self, req: LoadBalancerRequest) -> None:
-        """The nodes (or endpoints) changed: sync the targets and the security-group
-        rules of an existing NLB; an absent one stays absent."""
+        """The nodes (or endpoints) changed: sync the targets and the node security
+        groups' rules of an existing NLB; an absent one stays absent."""
         require_supported(req, self)
         service = req.service
         uid = self._uid(service)
@@ -352,9 +465,11 @@ class AWSProvider:
                 tg = owned.get(spec.name)
                 if tg is not None:
                     await sync_targets(self.client, tg.arn, desired.targets[spec.key])
-            await self._sync_rules(uid, desired)
+            groups = await self._describe_groups(desired.groups)
+            backend = await self._backend(groups, desired.vpc_id)
+            rules = await self._sync_node_rules(uid, desired, groups, backend)
             if applied is not None and applied.desired.plan == desired.plan:
-                self._applied[uid] = dataclasses.replace(applied, desired=desired)
+                self._applied[uid] = dataclasses.replace(applied, desired=desired, node_rules=rules)
             else:
                 self._applied.pop(uid, None)
 
@@ -389,7 +504,7 @@ class AWSProvider:
             if gone(uid):
                 continue
             for group in applied.desired.groups:
-                for rule in applied.desired.rules:
+                for rule in applied.node_rules:
                     heirs.setdefault(group, {}).setdefault(rule.permission, rule.description)
         return heirs
 
@@ -402,13 +517,14 @@ class AWSProvider:
         return groups
 
     async def delete(self, service: Service) -> None:
-        """Delete the Service's listeners, NLBs, target groups, then its rules; absent
-        is success. A target group still in use: :class:`RetryAfterError`."""
+        """Delete the Service's listeners, NLBs, target groups, then its node rules and
+        its frontend security group; absent is success. A target group or the frontend
+        group still in use: :class:`RetryAfterError` (the next delete resumes)."""
         uid = service.metadata.uid
         if not uid:
             return
         with self._mapped(uid, f"delete {service.key}"):
-            groups = self._known_groups(uid)
+            known = self._known_groups(uid)
             self._applied.pop(uid, None)
             inventory = await self.inventory.get(fresh=True)
             for lb in inventory.load_balancers_of(uid):
@@ -420,21 +536,29 @@ class AWSProvider:
                     self.inventory.drop_target_group(tg.arn)
                 except RetryAfterError as e:
                     retry = e
-            current = await describe_rules(self.client, self.cluster_name, groups)
+            groups = await self._describe_groups(known)
             gone = uid.__eq__
-            await release(self.client, self.cluster_name, current, gone, self._heirs(gone))
+            await release(
+                self.client, self.cluster_name, groups.node_rules(), gone, self._heirs(gone)
+            )
+            for group in groups.frontends(uid):
+                try:
+                    await delete_group(self.client, group)
+                except RetryAfterError as e:
+                    retry = e
             if retry is not None:
                 raise retry
 
     async def sweep(self, live_uids: Callable[[], Collection[str]]) -> int:
         """Delete what lbctl of this cluster owns for Services not in ``live_uids()``
         (called after listing, so a Service created meanwhile is safe); how many
-        resources (load balancers, target groups, rules) were deleted."""
+        resources (load balancers, target groups, node rules, frontend security groups)
+        were deleted. The backend security group is the cluster's: never deleted."""
         if not self.orphan_sweep:
             return 0
         with self._mapped(None, "orphan sweep"):
             inventory = await self.inventory.get(fresh=True)
-            current = await describe_rules(self.client, self.cluster_name, self._known_groups())
+            groups = await self._describe_groups(self._known_groups())
             live = set(live_uids())
 
             def gone(uid: str) -> bool:
@@ -454,7 +578,17 @@ class AWSProvider:
                     count += 1
                 except RetryAfterError as e:
                     log.info("orphan sweep: %s; next sweep", e)
-            count += await release(self.client, self.cluster_name, current, gone, self._heirs(gone))
+            count += await release(
+                self.client, self.cluster_name, groups.node_rules(), gone, self._heirs(gone)
+            )
+            for group in groups.frontends():
+                if group.uid is None or not gone(group.uid):
+                    continue
+                try:
+                    await delete_group(self.client, group)
+                    count += 1
+                except RetryAfterError as e:
+                    log.info("orphan sweep: %s; next sweep", e)
             for uid in [u for u in self._applied if gone(u)]:
                 del self._applied[uid]
         if count:

@@ -1,48 +1,63 @@
-"""Ingress rules of the node security group for one Service's NLB (pure).
+"""Security groups and their ingress rules for lbctl's NLBs (pure): the AWS Load Balancer
+Controller's frontend + backend model.
 
-An NLB has no security group here: traffic reaches the targets with the client's
-address (client IP preservation), so the targets' security group must let it in.
+Every NLB has two security groups:
 
-- ``client`` rules: each target group's port(s) (``TCP_UDP``: tcp and udp) from every
-  source range. When the group does not preserve the client IP (ip targets over TCP by
-  default), traffic comes from the NLB's own addresses: the sources are then the NLB
-  subnets' CIDRs.
-- ``health`` rules: the health-check port over tcp (HTTP(S) checks are TCP too; the
-  traffic port is the group's port) from every NLB subnet CIDR, left out where a client
-  rule already lets that traffic in (same protocol and port, a source containing the
-  subnet).
-- Fewest rules (the 60-rule quota): per (protocol, source, kind), contiguous ports
-  merge into one ``from..to`` range.
+- its Service's **frontend** group (:func:`frontend_group`), whose rules
+  (:func:`frontend_rules`) let the clients in: each listener's port (``TCP_UDP``: tcp
+  and udp; ``TLS``: tcp) from every source range;
+- the cluster's **backend** group (:func:`backend_group`), which has no rule: the node
+  security groups let in what comes from it.
 
-Ownership: the description ``lbctl:<cluster-hash8>:<service-uid>:<kind>``
-(:func:`naming.rule_description`). Rules are compared by permission (protocol, ports,
+The node security groups then hold, whatever the number of Services:
+
+- two cluster rules (:func:`cluster_node_rules`): tcp and udp over the NodePort range
+  from the backend group; they belong to no Service and stay;
+- per Service, only the ports outside that range its targets need
+  (:func:`node_rules`): an ip target's port, a health-check port such as kube-proxy's
+  10256 or an annotation's; owned by the Service (:func:`naming.rule_description`).
+
+Fewest rules (the 60-rule quota): per (protocol, source, kind), contiguous ports merge
+into one ``from..to`` range. Rules are compared by permission (protocol, ports,
 source): a description-only difference is not a change, since EC2 refuses a second rule
 with the same permission whatever its description.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from lbctl.domain.service import Service
 from providers.aws import naming
 from providers.aws.health import TRAFFIC_PORT
-from providers.aws.plan import Plan, preserves_client_ip
+from providers.aws.plan import Plan
 
 __all__ = [
+    "DEFAULT_NODE_PORT_RANGE",
+    "GroupSpec",
+    "Permission",
     "Rule",
-    "desired_rules",
+    "backend_group",
+    "cluster_node_rules",
+    "frontend_group",
+    "frontend_rules",
+    "node_rules",
     "owned_rules",
     "parse_ip_permissions",
+    "parse_port_range",
     "pick_node_security_group",
     "rule_diff",
 ]
 
+DEFAULT_NODE_PORT_RANGE: Final = (30000, 32767)
+"""Kubernetes' default ``--service-node-port-range``."""
+
 _PROTOCOLS: Final[Mapping[str, tuple[str, ...]]] = {
     "TCP": ("tcp",),
+    "TLS": ("tcp",),
     "UDP": ("udp",),
     "TCP_UDP": ("tcp", "udp"),
 }
@@ -56,28 +71,80 @@ class Rule:
     """``tcp`` | ``udp``."""
     from_port: int
     to_port: int
-    cidr: str
-    """An IPv4 CIDR (``IpRanges``) or, if :attr:`is_v6`, an IPv6 one (``Ipv6Ranges``)."""
+    source: str
+    """An IPv4 CIDR (``IpRanges``), an IPv6 one (``Ipv6Ranges``) or a security group id
+    ``sg-...`` (``UserIdGroupPairs``)."""
     description: str = ""
 
     @property
+    def is_group(self) -> bool:
+        """The source is a security group."""
+        return self.source.startswith("sg-")
+
+    @property
     def is_v6(self) -> bool:
-        return ":" in self.cidr
+        return ":" in self.source
 
     @property
     def permission(self) -> Permission:
         """What EC2 identifies a rule by: everything but the description."""
-        return (self.protocol, self.from_port, self.to_port, self.cidr)
+        return (self.protocol, self.from_port, self.to_port, self.source)
 
     def to_aws(self) -> dict[str, Any]:
         """One ``IpPermissions`` entry for Authorize/RevokeSecurityGroupIngress."""
-        ranges_key, cidr_key = ("Ipv6Ranges", "CidrIpv6") if self.is_v6 else ("IpRanges", "CidrIp")
+        if self.is_group:
+            ranges_key, entry = "UserIdGroupPairs", {"GroupId": self.source}
+        elif self.is_v6:
+            ranges_key, entry = "Ipv6Ranges", {"CidrIpv6": self.source}
+        else:
+            ranges_key, entry = "IpRanges", {"CidrIp": self.source}
         return {
             "IpProtocol": self.protocol,
             "FromPort": self.from_port,
             "ToPort": self.to_port,
-            ranges_key: [{cidr_key: self.cidr, "Description": self.description}],
+            ranges_key: [{**entry, "Description": self.description}],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSpec:
+    """A security group lbctl creates: name (unique in the VPC), description, tags."""
+
+    name: str
+    description: str
+    tags: Mapping[str, str]
+
+
+def frontend_group(cluster_id: str, service: Service) -> GroupSpec:
+    """The Service's frontend security group: one per Service (a load balancer that is
+    replaced, e.g. on a scheme change, hands it over to the new one)."""
+    meta = service.metadata
+    return GroupSpec(
+        name=naming.security_group_name(cluster_id, service),
+        description=f"lbctl frontend of {meta.namespace}/{meta.name} (cluster {cluster_id})",
+        tags=naming.ownership_tags(cluster_id, service, naming.RESOURCE_SECURITY_GROUP),
+    )
+
+
+def backend_group(cluster_id: str) -> GroupSpec:
+    """The cluster's backend security group (one per VPC)."""
+    return GroupSpec(
+        name=naming.backend_security_group_name(cluster_id),
+        description=f"lbctl backend of the NLBs of cluster {cluster_id}",
+        tags=naming.backend_security_group_tags(cluster_id),
+    )
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``"30000-32767"`` as ``(30000, 32767)``; ValueError unless ``1 <= from <= to <=
+    65535``."""
+    parts = text.split("-") if isinstance(text, str) else []
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"must look like 30000-32767, got {text!r}")
+    lo, hi = (int(p) for p in parts)
+    if not 1 <= lo <= hi <= 65535:
+        raise ValueError(f"must be two ports 1-65535, the first not above the second, got {text!r}")
+    return lo, hi
 
 
 def _ranges(ports: Iterable[int]) -> list[tuple[int, int]]:
@@ -91,52 +158,69 @@ def _ranges(ports: Iterable[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _contains(outer: str, inner: str) -> bool:
-    a = ipaddress.ip_network(outer, strict=False)
-    b = ipaddress.ip_network(inner, strict=False)
-    return a.version == b.version and b.subnet_of(a)  # type: ignore[arg-type]
+def _merged(wanted: Mapping[tuple[str, str], Iterable[int]], description: str) -> set[Rule]:
+    return {
+        Rule(protocol, lo, hi, source, description)
+        for (protocol, source), ports in wanted.items()
+        for lo, hi in _ranges(ports)
+    }
 
 
-def desired_rules(
+def frontend_rules(*, cluster_id: str, service_uid: str, plan: Plan) -> frozenset[Rule]:
+    """The frontend group's rules: every listener's port from every source range
+    (IPv6 ranges as ``Ipv6Ranges``), contiguous ports merged."""
+    wanted: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for listener in plan.listeners:
+        for protocol in _PROTOCOLS[listener.protocol]:
+            for cidr in plan.source_ranges:
+                wanted[(protocol, cidr)].add(listener.port)
+    description = naming.rule_description(cluster_id, service_uid, naming.RULE_CLIENT)
+    return frozenset(_merged(wanted, description))
+
+
+def cluster_node_rules(
+    *, cluster_id: str, source_group: str, node_port_range: tuple[int, int]
+) -> frozenset[Rule]:
+    """The two rules of a node group every Service shares: tcp and udp over the
+    NodePort range from the backend group ``source_group``."""
+    lo, hi = node_port_range
+    description = naming.cluster_rule_description(cluster_id)
+    return frozenset(Rule(p, lo, hi, source_group, description) for p in ("tcp", "udp"))
+
+
+def node_rules(
     *,
     cluster_id: str,
     service_uid: str,
     plan: Plan,
-    subnet_cidrs: Sequence[str],
+    source_group: str,
+    node_port_range: tuple[int, int],
     target_ports: Mapping[str, Iterable[int]] | None = None,
 ) -> frozenset[Rule]:
-    """The rules the Service's NLB needs (module rules).
+    """The Service's own rules in the node groups, from the backend group
+    ``source_group``: the ports its targets take traffic on (``client``) and are
+    health-checked on (``health``, tcp; left out where a client rule already lets it in),
+    less what the cluster rules already open (``node_port_range``, tcp and udp).
 
     ``target_ports`` maps a target-group key to the ports its targets really listen on:
     pass it for ``ip`` groups (a named ``targetPort`` may differ per pod, and the
     group's own port is then a placeholder); other groups use their port.
     """
+    lo, hi = node_port_range
     client: dict[tuple[str, str], set[int]] = defaultdict(set)
     health: dict[tuple[str, str], set[int]] = defaultdict(set)
     for group in plan.target_groups:
         ports = set((target_ports or {}).get(group.key, (group.port,)))
-        keeps_ip = preserves_client_ip(group.target_type, group.protocol, group.attributes)
-        sources = plan.source_ranges if keeps_ip else tuple(subnet_cidrs)
         for protocol in _PROTOCOLS[group.protocol]:
-            for cidr in sources:
-                client[(protocol, cidr)].update(ports)
+            client[(protocol, source_group)].update(ports)
         hc_ports = ports if group.health.port == TRAFFIC_PORT else {int(group.health.port)}
-        for cidr in subnet_cidrs:
-            health[("tcp", cidr)].update(hc_ports)
-    for (protocol, cidr), ports in health.items():
-        ports.difference_update(
-            {
-                port
-                for (c_protocol, c_cidr), c_ports in client.items()
-                if c_protocol == protocol and _contains(c_cidr, cidr)
-                for port in c_ports
-            }
-        )
+        health[("tcp", source_group)].update(hc_ports)
+    for key, ports in health.items():
+        ports.difference_update(client.get(key, ()))
     rules: set[Rule] = set()
     for kind, wanted in ((naming.RULE_CLIENT, client), (naming.RULE_HEALTH, health)):
-        description = naming.rule_description(cluster_id, service_uid, kind)
-        for (protocol, cidr), ports in wanted.items():
-            rules.update(Rule(protocol, lo, hi, cidr, description) for lo, hi in _ranges(ports))
+        outside = {k: {p for p in ports if not lo <= p <= hi} for k, ports in wanted.items()}
+        rules |= _merged(outside, naming.rule_description(cluster_id, service_uid, kind))
     return frozenset(rules)
 
 
@@ -158,26 +242,30 @@ def rule_diff(
 
 
 def parse_ip_permissions(permissions: Iterable[Mapping[str, Any]]) -> tuple[Rule, ...]:
-    """The tcp/udp CIDR rules of a DescribeSecurityGroups ``IpPermissions`` list, sorted
-    (rules on other protocols or from other security groups are left out)."""
+    """The tcp/udp rules of a DescribeSecurityGroups ``IpPermissions`` list, from CIDRs
+    and from security groups, sorted (rules on other protocols or from prefix lists are
+    left out)."""
     rules: list[Rule] = []
     for perm in permissions:
         protocol = str(perm.get("IpProtocol", ""))
         if protocol not in ("tcp", "udp"):
             continue
         lo, hi = int(perm.get("FromPort", 0)), int(perm.get("ToPort", 0))
-        for r in perm.get("IpRanges", ()):
-            rules.append(Rule(protocol, lo, hi, str(r["CidrIp"]), str(r.get("Description", ""))))
-        for r in perm.get("Ipv6Ranges", ()):
-            rules.append(Rule(protocol, lo, hi, str(r["CidrIpv6"]), str(r.get("Description", ""))))
+        sources = [
+            *((str(r["CidrIp"]), r) for r in perm.get("IpRanges") or ()),
+            *((str(r["CidrIpv6"]), r) for r in perm.get("Ipv6Ranges") or ()),
+            *((str(r["GroupId"]), r) for r in perm.get("UserIdGroupPairs") or () if "GroupId" in r),
+        ]
+        for source, entry in sources:
+            rules.append(Rule(protocol, lo, hi, source, str(entry.get("Description", ""))))
     return tuple(sorted(rules))
 
 
 def owned_rules(
     rules: Iterable[Rule], cluster_id: str, service_uid: str | None = None
 ) -> tuple[Rule, ...]:
-    """The rules whose description says lbctl of ``cluster_id`` made them (for
-    ``service_uid`` only, if given)."""
+    """The rules whose description says lbctl of ``cluster_id`` made them for a Service
+    (``service_uid`` only, if given); never the cluster rules."""
     owner = naming.cluster_hash(cluster_id)
     out = []
     for rule in rules:

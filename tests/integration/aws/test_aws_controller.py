@@ -1,8 +1,8 @@
 """The whole chain on one machine: the embedded API server, the controller and the AWS
-provider against the moto server. Services get NLB hostnames, SCTP is refused per port
-before any AWS call, a malformed annotation creates nothing, targets follow Nodes and
-EndpointSlices, eTP Local switches the health check, a delete leaves no owned resource
-behind, and every AWS call attempt shows in the metrics."""
+provider against the moto server. Services get NLB hostnames and security groups, SCTP
+is refused per port before any AWS call, a malformed annotation creates nothing, targets
+follow Nodes and EndpointSlices, eTP Local switches the health check, a delete leaves no
+owned resource behind, and every AWS call attempt shows in the metrics."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from lbctl.apiserver.server import APIServer
 from lbctl.controllers.app import ControllerOptions, run_controller
@@ -28,6 +29,7 @@ from providers.aws.localaws import DUMMY_CREDENTIALS, LocalAWS, seed
 CLUSTER = "green"
 REGION = "us-east-1"
 CLASS = "lbctl.io/aws-nlb"
+TARGET_GROUP_GONE = ("TargetGroupNotFound", "TargetGroupNotFoundException")
 
 
 @pytest.fixture
@@ -99,6 +101,22 @@ async def _hostname(kube: KubeClient, name: str) -> str | None:
     return None
 
 
+def _groups(ec2: Any, local: LocalAWS, **tags: str) -> list[dict[str, Any]]:
+    """The VPC's security groups that have these tags."""
+    filters = [{"Name": "vpc-id", "Values": [local.vpc_id]}]
+    filters += [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
+    return list(ec2.describe_security_groups(Filters=filters)["SecurityGroups"])
+
+
+def _node_rules(ec2: Any, local: LocalAWS) -> set[tuple[str, int, int, str, str]]:
+    (sg,) = ec2.describe_security_groups(GroupIds=[local.node_security_group])["SecurityGroups"]
+    return {
+        (p["IpProtocol"], p["FromPort"], p["ToPort"], pair["GroupId"], pair["Description"])
+        for p in sg["IpPermissions"]
+        for pair in p.get("UserIdGroupPairs", [])
+    }
+
+
 def _owned_lbs(elbv2: Any, uid: str) -> list[str]:
     arns = [lb["LoadBalancerArn"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]]
     if not arns:
@@ -130,12 +148,30 @@ async def test_services_get_nlbs_and_sctp_is_refused_per_port(
     conds = {c["type"]: c for c in status["conditions"]}
     assert conds["LoadBalancerPortsError"]["status"] == "True"
     svc = await kube.get(SERVICES, "edge", "default")
-    (arn,) = _owned_lbs(elbv2, svc["metadata"]["uid"])
+    uid = svc["metadata"]["uid"]
+    (arn,) = _owned_lbs(elbv2, uid)
     listeners = elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]
     assert sorted((lis["Port"], lis["Protocol"]) for lis in listeners) == [
         (53, "TCP_UDP"),
         (80, "TCP"),
     ]
+    # Security groups: the Service's frontend (its listeners from anywhere) and the
+    # cluster's backend, which the node group lets in over the NodePort range.
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=local.endpoint_url)
+    (frontend,) = _groups(ec2, local, **{naming.TAG_SERVICE_UID: uid})
+    (backend,) = _groups(ec2, local, **{naming.TAG_RESOURCE: "backend-securitygroup"})
+    (lb,) = elbv2.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
+    assert sorted(lb["SecurityGroups"]) == sorted([frontend["GroupId"], backend["GroupId"]])
+    assert sorted(
+        (p["IpProtocol"], p["FromPort"], r["CidrIp"])
+        for p in frontend["IpPermissions"]
+        for r in p["IpRanges"]
+    ) == [("tcp", 53, "0.0.0.0/0"), ("tcp", 80, "0.0.0.0/0"), ("udp", 53, "0.0.0.0/0")]
+    cluster_rules = {
+        (protocol, 30000, 32767, backend["GroupId"], naming.cluster_rule_description(CLUSTER))
+        for protocol in ("tcp", "udp")
+    }
+    assert _node_rules(ec2, local) == cluster_rules
     # Every AWS call attempt is in the metrics, by operation and outcome.
     text = running.render().decode()
     calls = re.findall(r"^lbctl_cloud_api_calls_total\{(.*)\} (\S+)$", text, re.M)
@@ -155,6 +191,9 @@ async def test_services_get_nlbs_and_sctp_is_refused_per_port(
 
     await wait_for_async(gone, what="edge deleted", timeout=60)
     assert _owned_lbs(elbv2, svc["metadata"]["uid"]) == []
+    assert _groups(ec2, local, **{naming.TAG_SERVICE_UID: uid}) == []
+    assert _node_rules(ec2, local) == cluster_rules, "the cluster's rules stay"
+    assert _groups(ec2, local, **{naming.TAG_RESOURCE: "backend-securitygroup"}) == [backend]
     groups = elbv2.describe_target_groups()["TargetGroups"]
     assert groups == [] or not [
         d
@@ -188,19 +227,26 @@ async def test_a_malformed_annotation_creates_nothing(
 
 
 def _targets(elbv2: Any, uid: str) -> dict[str, tuple[str, set[tuple[str, int]]]]:
-    """The Service's target groups by port tag: (health-check protocol/port, targets)."""
+    """The Service's target groups by port tag: (health-check protocol/port, targets).
+    A group the controller deletes while this lists (a replaced one) is left out."""
     groups = elbv2.describe_target_groups()["TargetGroups"]
     out = {}
     for g in groups:
-        (desc,) = elbv2.describe_tags(ResourceArns=[g["TargetGroupArn"]])["TagDescriptions"]
-        tags = {t["Key"]: t["Value"] for t in desc["Tags"]}
-        if naming.owned_by(tags, CLUSTER) and naming.service_uid_of(tags) == uid:
+        try:
+            (desc,) = elbv2.describe_tags(ResourceArns=[g["TargetGroupArn"]])["TagDescriptions"]
+            tags = {t["Key"]: t["Value"] for t in desc["Tags"]}
+            if not (naming.owned_by(tags, CLUSTER) and naming.service_uid_of(tags) == uid):
+                continue
             health = elbv2.describe_target_health(TargetGroupArn=g["TargetGroupArn"])
-            found = {
-                (d["Target"]["Id"], d["Target"]["Port"]) for d in health["TargetHealthDescriptions"]
-            }
-            check = f"{g['HealthCheckProtocol']}:{g['HealthCheckPort']}"
-            out[tags[naming.TAG_PORT]] = (check, found)
+        except ClientError as e:
+            if e.response["Error"]["Code"] in TARGET_GROUP_GONE:
+                continue
+            raise
+        found = {
+            (d["Target"]["Id"], d["Target"]["Port"]) for d in health["TargetHealthDescriptions"]
+        }
+        check = f"{g['HealthCheckProtocol']}:{g['HealthCheckPort']}"
+        out[tags[naming.TAG_PORT]] = (check, found)
     return out
 
 

@@ -1,8 +1,10 @@
 """AWSProvider against the moto server: the conformance suite, creation, idle resyncs,
-replacements, annotations, ownership, delete, sweep, subnets and throttling."""
+replacements, annotations, security groups, ownership, delete, sweep, subnets and
+throttling."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -20,6 +22,7 @@ from providers.aws.annotations import key
 from providers.aws.common import is_mutation
 from providers.aws.localaws import DUMMY_CREDENTIALS, LocalAWS, seed
 from providers.aws.provider import AWSProvider
+from providers.aws.ratelimit import CallClass
 from providers.base import (
     EndpointInfo,
     EndpointPort,
@@ -167,16 +170,72 @@ def listeners(elbv2: Any, lb_arn: str) -> dict[int, dict[str, Any]]:
     return {listener["Port"]: listener for listener in found}
 
 
-def rules_of(ec2: Any, group: str, uid: str | None = None) -> set[tuple[str, int, int, str, str]]:
-    """The group's lbctl rules as (protocol, from, to, cidr, description)."""
-    (sg,) = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"]
+RuleRow = tuple[str, int, int, str, str]
+
+
+def permissions_of(sg: Mapping[str, Any]) -> set[RuleRow]:
+    """A described group's ingress rules as (protocol, from, to, source, description);
+    the source is a CIDR or a group id."""
     out = set()
     for perm in sg["IpPermissions"]:
-        for r in perm.get("IpRanges", []):
+        sources = [
+            *((r["CidrIp"], r) for r in perm.get("IpRanges", [])),
+            *((r["CidrIpv6"], r) for r in perm.get("Ipv6Ranges", [])),
+            *((r["GroupId"], r) for r in perm.get("UserIdGroupPairs", [])),
+        ]
+        for source, r in sources:
             desc = r.get("Description", "")
-            if desc.startswith("lbctl:") and (uid is None or f":{uid}:" in desc):
-                out.add((perm["IpProtocol"], perm["FromPort"], perm["ToPort"], r["CidrIp"], desc))
+            ports = perm.get("FromPort", -1), perm.get("ToPort", -1)  # none: all traffic
+            out.add((perm["IpProtocol"], *ports, source, desc))
     return out
+
+
+def rules_of(ec2: Any, group: str, uid: str | None = None) -> set[RuleRow]:
+    """The group's lbctl rules (of the Service ``uid`` only, if given)."""
+    (sg,) = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"]
+    return {
+        r
+        for r in permissions_of(sg)
+        if r[4].startswith("lbctl:") and (uid is None or f":{uid}:" in r[4])
+    }
+
+
+def groups_in(ec2: Any, local: LocalAWS) -> list[dict[str, Any]]:
+    """Every security group of the cluster's VPC."""
+    filters = [{"Name": "vpc-id", "Values": [local.vpc_id]}]
+    return list(ec2.describe_security_groups(Filters=filters)["SecurityGroups"])
+
+
+def sg_tags(sg: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in sg.get("Tags", [])}
+
+
+def frontends(ec2: Any, local: LocalAWS, uid: str | None = None) -> list[dict[str, Any]]:
+    """The frontend security groups (of the Service ``uid``), found by their tags."""
+    return [
+        sg
+        for sg in groups_in(ec2, local)
+        if sg_tags(sg).get(naming.TAG_RESOURCE) == "securitygroup"
+        and sg_tags(sg).get(naming.TAG_CLUSTER) == CLUSTER
+        and (uid is None or sg_tags(sg).get(naming.TAG_SERVICE_UID) == uid)
+    ]
+
+
+def backend_id(ec2: Any, local: LocalAWS, cluster: str = CLUSTER) -> str:
+    """The cluster's backend security group (exactly one)."""
+    (sg,) = [
+        sg
+        for sg in groups_in(ec2, local)
+        if sg_tags(sg).get(naming.TAG_RESOURCE) == "backend-securitygroup"
+        and sg_tags(sg).get(naming.TAG_CLUSTER) == cluster
+    ]
+    return str(sg["GroupId"])
+
+
+def cluster_rules(ec2: Any, local: LocalAWS, cluster: str = CLUSTER) -> set[RuleRow]:
+    """The two rules every Service shares in the node group."""
+    backend, desc = backend_id(ec2, local, cluster), naming.cluster_rule_description(cluster)
+    return {("tcp", 30000, 32767, backend, desc), ("udp", 30000, 32767, backend, desc)}
 
 
 def calls_since(provider: AWSProvider, before: Counter[tuple[str, str]]) -> tuple[int, int]:
@@ -213,6 +272,8 @@ MIXED_PORTS = (
     ServicePort(name="dns-udp", port=53, protocol="UDP", node_port=30053),
     ServicePort(name="https", port=443, protocol="TCP", node_port=30443),
 )
+SYSLOG = ServicePort(name="syslog", port=514, protocol="UDP", node_port=30514)
+"""A UDP-only port: health-checked on kube-proxy's 10256, a node rule of the Service."""
 
 
 # --- conformance ------------------------------------------------------------------
@@ -297,14 +358,28 @@ async def test_create(
         forward = found[port]["DefaultActions"][0]["TargetGroupArn"]
         assert forward == groups[port_key]["TargetGroupArn"]
 
+    # The NLB's security groups: the Service's frontend, the cluster's backend.
+    (frontend,) = frontends(ec2, local, "uid-web")
+    backend = backend_id(ec2, local)
+    assert sorted(lb["SecurityGroups"]) == sorted([frontend["GroupId"], backend])
+    assert frontend["GroupName"] == naming.security_group_name(CLUSTER, svc)
+    assert sg_tags(frontend) == {
+        naming.TAG_CLUSTER: CLUSTER,
+        naming.cluster_tag_key(CLUSTER): "owned",
+        naming.TAG_SERVICE: "shop/web",
+        naming.TAG_SERVICE_UID: "uid-web",
+        naming.TAG_RESOURCE: "securitygroup",
+    }
     source = "0.0.0.0/0" if scheme == "internet-facing" else "10.0.0.0/16"
     client = naming.rule_description(CLUSTER, "uid-web", "client")
-    assert rules_of(ec2, local.node_security_group) == {
-        ("tcp", 30053, 30053, source, client),
-        ("udp", 30053, 30053, source, client),
-        ("tcp", 30080, 30080, source, client),
-        ("tcp", 30443, 30443, source, client),
+    assert permissions_of(frontend) == {  # the listeners' ports (TLS: tcp)
+        ("tcp", 53, 53, source, client),
+        ("udp", 53, 53, source, client),
+        ("tcp", 80, 80, source, client),
+        ("tcp", 443, 443, source, client),
     }
+    # The nodes let the backend group in over the NodePort range: nothing per Service.
+    assert rules_of(ec2, local.node_security_group) == cluster_rules(ec2, local)
 
     second = await provider.ensure(request(svc, local))
     assert not second.provisioning and second.requeue_after is None
@@ -352,22 +427,25 @@ async def test_calls_per_operation_for_a_create_and_an_idle_resync(
     before = provider.client.calls
     assert (await provider.ensure(req)).provisioning
     assert by_operation(provider, before) == {
-        # what exists: the VPC, subnets and their routes, nodes, security groups
+        # what exists: the VPC, subnets and their routes, nodes, the nodes' groups' tags
         "describe_instances": 1,
         "describe_vpcs": 1,
         "describe_subnets": 1,
         "describe_route_tables": 1,
+        # the nodes' groups' tags (cached), the cluster's groups with their rules
         "describe_security_groups": 2,
         # ours, found by tags (none yet), then created
         "describe_load_balancers": 2,
         "describe_target_groups": 3,
         "describe_listeners": 1,
         "describe_target_health": 2,
+        # frontend and backend groups; the frontend's rules, the nodes' cluster rules
+        "create_security_group": 2,
+        "authorize_security_group_ingress": 2,
         "create_load_balancer": 1,
         "create_target_group": 2,
         "register_targets": 2,
         "create_listener": 2,
-        "authorize_security_group_ingress": 1,
     }
 
     before = provider.client.calls
@@ -377,6 +455,25 @@ async def test_calls_per_operation_for_a_create_and_an_idle_resync(
     before = provider.client.calls
     await provider.ensure(req)
     assert by_operation(provider, before) == {"describe_load_balancers": 1, "describe_listeners": 1}
+
+    # Another Service: the backend group and the cluster rules exist; the network, the
+    # nodes' groups and the inventory scan are cached (its names are looked up).
+    other = request(service("api", ports=ports), local)
+    before = provider.client.calls
+    assert (await provider.ensure(other)).provisioning
+    assert by_operation(provider, before) == {
+        "describe_security_groups": 1,
+        "describe_load_balancers": 1,
+        "describe_target_groups": 2,
+        "describe_listeners": 1,
+        "describe_target_health": 2,
+        "create_security_group": 1,
+        "authorize_security_group_ingress": 1,
+        "create_load_balancer": 1,
+        "create_target_group": 2,
+        "register_targets": 2,
+        "create_listener": 2,
+    }
 
 
 async def test_a_fresh_process_converges_without_changes(
@@ -666,39 +763,46 @@ async def test_the_legacy_internal_annotation_and_named_subnets(
     assert {z["SubnetId"] for z in lb["AvailabilityZones"]} == set(chosen)
 
 
-async def test_source_ranges_limit_the_node_port_rules(
+async def test_source_ranges_are_the_frontend_groups_rules(
     make_provider: MakeProvider, local: LocalAWS, ec2: Any
 ) -> None:
+    """Source ranges (IPv6 ones too) and ports are reconciled as a minimal diff in the
+    frontend group; the node group never sees them."""
     provider = make_provider()
-    svc = service()
     client = naming.rule_description(CLUSTER, "uid-web", "client")
 
-    def with_ranges(*ranges: str) -> Service:
+    def with_ranges(*ranges: str, ports: Sequence[ServicePort] = MIXED_PORTS[:1]) -> Service:
+        svc = service(ports=ports)
         return dataclasses.replace(
             svc, spec=dataclasses.replace(svc.spec, load_balancer_source_ranges=ranges)
         )
 
-    # The ranges no longer cover the NLB's own subnets: its health checks (on the
-    # traffic port) need rules from them.
-    health = {
-        (
-            "tcp",
-            30080,
-            30080,
-            f"10.0.{zone}.0/24",
-            naming.rule_description(CLUSTER, "uid-web", "health"),
-        )
-        for zone in range(3)
+    def frontend_rules() -> set[RuleRow]:
+        (frontend,) = frontends(ec2, local, "uid-web")
+        return permissions_of(frontend)
+
+    await provider.ensure(request(with_ranges("192.0.2.0/24", "2001:db8::/32"), local))
+    assert frontend_rules() == {
+        ("tcp", 80, 80, "192.0.2.0/24", client),
+        ("tcp", 80, 80, "2001:db8::/32", client),
     }
-    await provider.ensure(request(with_ranges("192.0.2.0/24", "198.51.100.7/32"), local))
-    assert rules_of(ec2, local.node_security_group) == health | {
-        ("tcp", 30080, 30080, "192.0.2.0/24", client),
-        ("tcp", 30080, 30080, "198.51.100.7/32", client),
-    }
-    await provider.ensure(request(with_ranges("203.0.113.0/24"), local))
-    assert rules_of(ec2, local.node_security_group) == health | {
-        ("tcp", 30080, 30080, "203.0.113.0/24", client),
-    }
+    mark = len(provider.mutations)
+    wider = (
+        ServicePort(name="http", port=80, protocol="TCP", node_port=30080),
+        ServicePort(name="alt", port=81, protocol="TCP", node_port=30081),
+    )
+    await provider.ensure(request(with_ranges("192.0.2.0/24", ports=wider), local))
+    assert frontend_rules() == {("tcp", 80, 81, "192.0.2.0/24", client)}
+    assert [op for op, _ in provider.mutations[mark:] if "security_group" in op] == [
+        "authorize_security_group_ingress",
+        "revoke_security_group_ingress",
+    ], "one call each way for the frontend; nothing in the node group"
+    await provider.ensure(request(with_ranges(ports=wider), local))  # back to 0.0.0.0/0
+    assert frontend_rules() == {("tcp", 80, 81, "0.0.0.0/0", client)}
+    assert rules_of(ec2, local.node_security_group) == cluster_rules(ec2, local)
+    before = provider.client.calls
+    await provider.ensure(request(with_ranges(ports=wider), local))
+    assert calls_since(provider, before) == (2, 0)
 
 
 @pytest.mark.parametrize(
@@ -752,6 +856,252 @@ async def test_bad_input_is_refused_before_any_change(
     assert owned_lbs(elbv2, "uid-web") == []
     if reason == "InvalidAnnotation":
         assert provider.client.calls == Counter(), "refused before any AWS call"
+
+
+# --- security groups --------------------------------------------------------------
+
+
+async def test_seventy_services_fit_the_node_group_quota(
+    make_provider: MakeProvider, local: LocalAWS, elbv2: Any, ec2: Any
+) -> None:
+    """One rule per Service in the node group would hit its 60-rule quota: with the
+    backend group, 70 Services (created concurrently: one backend group, two cluster
+    rules) leave it with the two cluster rules; each frontend group holds its own."""
+    fast = dict.fromkeys(CallClass, (1000.0, 1000))  # the token buckets are not under test
+    provider = make_provider(client_options={"max_backoff": 0.01, "limits": fast})
+    count = 70
+    services = [
+        service(f"s{i}", (ServicePort(port=80, protocol="TCP", node_port=30000 + 3 * i),))
+        for i in range(count)
+    ]
+    statuses = await asyncio.gather(*(provider.ensure(request(s, local)) for s in services))
+    assert all(st.ingress for st in statuses)
+    made = Counter(op for op, outcome in provider.mutations if outcome == "success")
+    assert made["create_security_group"] == count + 1  # and one backend group
+    assert made["authorize_security_group_ingress"] == count + 1  # and the cluster rules
+    assert {outcome for _, outcome in provider.mutations} == {"success"}, "no duplicate"
+    for svc in services:
+        assert not (await until_active(provider, request(svc, local))).provisioning
+
+    assert rules_of(ec2, local.node_security_group) == cluster_rules(ec2, local)
+    backend = backend_id(ec2, local)
+    by_uid = {sg_tags(g)[naming.TAG_SERVICE_UID]: g for g in frontends(ec2, local)}
+    assert len(by_uid) == count
+    pages = elbv2.get_paginator("describe_load_balancers").paginate()
+    found = [lb for page in pages for lb in page["LoadBalancers"]]
+    lbs = {tags(elbv2, lb["LoadBalancerArn"])[naming.TAG_SERVICE_UID]: lb for lb in found}
+    for svc in services:
+        uid = svc.metadata.uid
+        client = naming.rule_description(CLUSTER, uid, "client")
+        assert permissions_of(by_uid[uid]) == {("tcp", 80, 80, "0.0.0.0/0", client)}
+        assert sorted(lbs[uid]["SecurityGroups"]) == sorted([by_uid[uid]["GroupId"], backend])
+
+    await asyncio.gather(*(provider.delete(s) for s in services))
+    assert elbv2.describe_load_balancers()["LoadBalancers"] == []
+    assert frontends(ec2, local) == []
+    assert rules_of(ec2, local.node_security_group) == cluster_rules(ec2, local)
+    assert backend_id(ec2, local) == backend
+
+
+async def test_a_frontend_group_still_in_use_asks_for_a_retry(
+    make_provider: MakeProvider, local: LocalAWS, elbv2: Any, ec2: Any
+) -> None:
+    """AWS refuses to delete a group the deleted NLB's network interfaces still use
+    (moto does not: injected); the finalizer stays and the next delete finishes."""
+    provider = make_provider()
+    svc = service(ports=(*MIXED_PORTS, SYSLOG))
+    await until_active(provider, request(svc, local))
+    (frontend,) = frontends(ec2, local, "uid-web")
+    inject(provider, "ec2", "DeleteSecurityGroup", [(400, "DependencyViolation")] * 2)
+
+    with pytest.raises(RetryAfterError) as raised:
+        await provider.delete(svc)
+    assert raised.value.seconds == 10
+    assert frontend["GroupName"] in str(raised.value)
+    assert owned_lbs(elbv2, "uid-web") == [] and owned_tgs(elbv2, "uid-web") == []
+    assert rules_of(ec2, local.node_security_group, "uid-web") == set(), "node rules went"
+    assert [g["GroupId"] for g in frontends(ec2, local, "uid-web")] == [frontend["GroupId"]]
+
+    mark = len(provider.mutations)
+    with pytest.raises(RetryAfterError):  # still in use; everything else is done
+        await provider.delete(svc)
+    assert provider.mutations[mark:] == [("delete_security_group", "DependencyViolation")]
+
+    fresh = make_provider()  # a new process: the group is found again by its tags
+    await fresh.delete(svc)
+    assert fresh.mutations == [("delete_security_group", "success")]
+    assert frontends(ec2, local) == []
+    assert rules_of(ec2, local.node_security_group) == cluster_rules(ec2, local)
+    assert owned_lbs(elbv2, "uid-web") == [] and owned_tgs(elbv2, "uid-web") == []
+
+
+async def test_too_many_frontend_rules_is_the_services_error(
+    make_provider: MakeProvider, local: LocalAWS, elbv2: Any, ec2: Any
+) -> None:
+    """61 source ranges exceed the frontend group's 60-rule quota: a condition the
+    Service's owner can act on, not a transient fault; nothing else is created, and the
+    delete removes the group."""
+    svc = service()
+    ranges = tuple(f"198.51.{i}.0/24" for i in range(61))
+    svc = dataclasses.replace(
+        svc, spec=dataclasses.replace(svc.spec, load_balancer_source_ranges=ranges)
+    )
+    provider = make_provider()
+    with pytest.raises(UnsupportedError) as raised:
+        await provider.ensure(request(svc, local))
+    assert raised.value.reason == "RulesPerSecurityGroupLimitExceeded"
+    assert owned_lbs(elbv2, "uid-web") == []
+    await provider.delete(svc)
+    assert frontends(ec2, local) == []
+
+
+async def test_an_owned_group_the_describe_misses_is_adopted_and_retagged(
+    make_provider: MakeProvider, local: LocalAWS, elbv2: Any, ec2: Any
+) -> None:
+    """The Service's frontend group without the cluster tag (removed by hand): not in
+    the describe, so the create is refused as a duplicate; the group under that name has
+    lbctl's tags for this Service, so it is taken, its tag put back, its rules made."""
+    provider = make_provider()
+    svc = service()
+    await until_active(provider, request(svc, local))
+    (frontend,) = frontends(ec2, local, "uid-web")
+    cluster_tag = naming.cluster_tag_key(CLUSTER)
+    ec2.delete_tags(Resources=[frontend["GroupId"]], Tags=[{"Key": cluster_tag}])
+    ec2.revoke_security_group_ingress(
+        GroupId=frontend["GroupId"], IpPermissions=frontend["IpPermissions"]
+    )
+
+    fresh = make_provider()
+    await fresh.ensure(request(svc, local))
+
+    assert fresh.mutations == [
+        ("create_security_group", "InvalidGroup.Duplicate"),
+        ("create_tags", "success"),
+        ("authorize_security_group_ingress", "success"),
+    ]
+    (after,) = frontends(ec2, local, "uid-web")
+    assert after["GroupId"] == frontend["GroupId"]
+    assert sg_tags(after) == sg_tags(frontend)
+    assert permissions_of(after) == permissions_of(frontend)
+    await fresh.delete(svc)
+    assert frontends(ec2, local) == []
+
+
+@pytest.mark.parametrize("which", ["frontend", "backend"])
+async def test_a_security_group_without_our_tags_is_never_touched(
+    which: str, make_provider: MakeProvider, local: LocalAWS, elbv2: Any, ec2: Any
+) -> None:
+    """A group that merely has the name lbctl would give its frontend (or the cluster's
+    backend) group: NameConflict before anything is created; delete and sweep leave it."""
+    svc = service()
+    name = (
+        naming.security_group_name(CLUSTER, svc)
+        if which == "frontend"
+        else naming.backend_security_group_name(CLUSTER)
+    )
+    theirs = ec2.create_security_group(
+        GroupName=name,
+        Description="someone else's",
+        VpcId=local.vpc_id,
+        TagSpecifications=[
+            {"ResourceType": "security-group", "Tags": [{"Key": "owner", "Value": "me"}]}
+        ],
+    )["GroupId"]
+    ssh = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22}
+    ec2.authorize_security_group_ingress(
+        GroupId=theirs, IpPermissions=[{**ssh, "IpRanges": [{"CidrIp": "192.0.2.0/24"}]}]
+    )
+    before = security_groups(ec2, local)
+    provider = make_provider()
+
+    with pytest.raises(UnsupportedError) as raised:
+        await provider.ensure(request(svc, local))
+    assert raised.value.reason == "NameConflict"
+    assert name in raised.value.message
+    assert owned_lbs(elbv2, "uid-web") == []
+    refused = ("create_security_group", "InvalidGroup.Duplicate")
+    if which == "frontend":  # the first change; nothing was made
+        assert provider.mutations == [refused]
+    else:  # the Service's own group came first; the backend group is looked for by tags
+        assert provider.mutations[-1] == refused
+        assert "create_load_balancer" not in {op for op, _ in provider.mutations}
+
+    await provider.delete(svc)
+    assert await provider.sweep(lambda: ()) == 0
+    after = security_groups(ec2, local)
+    assert [g for g in after if g[0] == name] == [g for g in before if g[0] == name]
+    assert frontends(ec2, local) == []
+
+
+@pytest.mark.parametrize("named", ["as before", "as now"])
+async def test_a_load_balancer_without_security_groups_is_replaced(
+    named: str, make_provider: MakeProvider, local: LocalAWS, elbv2: Any, ec2: Any
+) -> None:
+    """An owned NLB made without security groups (an older lbctl) cannot get any: the
+    next ensure replaces it, under the new name as a scheme change does (or, should it
+    have today's name, deleting it first)."""
+    svc = service()
+    name = (
+        "k8s-shop-web-0123456789"
+        if named == "as before"
+        else naming.load_balancer_name(CLUSTER, svc, "internet-facing")
+    )
+    ownership = naming.ownership_tags(CLUSTER, svc, naming.RESOURCE_LOAD_BALANCER)
+    old = elbv2.create_load_balancer(
+        Name=name,
+        Type="network",
+        Subnets=list(local.public_subnets),
+        Tags=[{"Key": k, "Value": v} for k, v in ownership.items()],
+    )["LoadBalancers"][0]
+    assert not old.get("SecurityGroups")
+    provider = make_provider()
+
+    status = await until_active(provider, request(svc, local))
+
+    (new,) = owned_lbs(elbv2, "uid-web")
+    assert new["LoadBalancerArn"] != old["LoadBalancerArn"]
+    assert new["LoadBalancerName"] == naming.load_balancer_name(CLUSTER, svc, "internet-facing")
+    (frontend,) = frontends(ec2, local, "uid-web")
+    assert sorted(new["SecurityGroups"]) == sorted([frontend["GroupId"], backend_id(ec2, local)])
+    assert [p.hostname for p in status.ingress] == [new["DNSName"].lower()]
+    assert list(listeners(elbv2, new["LoadBalancerArn"])) == [80]
+    before = provider.client.calls
+    await provider.ensure(request(svc, local))
+    assert calls_since(provider, before) == (2, 0)
+
+
+async def test_security_groups_changed_by_hand_are_restored(
+    make_provider: MakeProvider, local: LocalAWS, elbv2: Any, ec2: Any
+) -> None:
+    """The full reconcile puts back the NLB's groups and the frontend's rules."""
+    now = [1000.0]
+    provider = make_provider(clock=lambda: now[0], full_reconcile_seconds=600)
+    req = request(service(), local)
+    await until_active(provider, req)
+    (lb,) = owned_lbs(elbv2, "uid-web")
+    (frontend,) = frontends(ec2, local, "uid-web")
+    elbv2.set_security_groups(
+        LoadBalancerArn=lb["LoadBalancerArn"], SecurityGroups=[frontend["GroupId"]]
+    )
+    ec2.revoke_security_group_ingress(
+        GroupId=frontend["GroupId"], IpPermissions=frontend["IpPermissions"]
+    )
+    ssh = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22}
+    ec2.authorize_security_group_ingress(
+        GroupId=frontend["GroupId"], IpPermissions=[{**ssh, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    )
+    now[0] += 600
+    mark = len(provider.mutations)
+    await provider.ensure(req)
+    (lb,) = owned_lbs(elbv2, "uid-web")
+    assert sorted(lb["SecurityGroups"]) == sorted([frontend["GroupId"], backend_id(ec2, local)])
+    (after,) = frontends(ec2, local, "uid-web")
+    assert permissions_of(after) == permissions_of(frontend)
+    assert sorted(op for op, _ in provider.mutations[mark:]) == [
+        "authorize_security_group_ingress",
+        "revoke_security_group_ingress",
+        "set_security_groups",
+    ]
 
 
 # --- ownership --------------------------------------------------------------------
@@ -816,15 +1166,19 @@ async def test_delete_removes_everything_and_twice_is_fine(
     make_provider: MakeProvider, local: LocalAWS, elbv2: Any, ec2: Any
 ) -> None:
     provider = make_provider()
-    svc = service(ports=MIXED_PORTS, local_traffic=True)
+    svc = service(ports=(*MIXED_PORTS, SYSLOG))
     await until_active(provider, request(svc, local))
-    assert rules_of(ec2, local.node_security_group, "uid-web")
+    assert rules_of(ec2, local.node_security_group, "uid-web"), "kube-proxy's 10256"
+    assert frontends(ec2, local, "uid-web")
+    backend = backend_id(ec2, local)
 
     await provider.delete(svc)
 
     assert owned_lbs(elbv2, "uid-web") == []
     assert owned_tgs(elbv2, "uid-web") == []
-    assert rules_of(ec2, local.node_security_group) == set()
+    assert frontends(ec2, local) == []
+    assert rules_of(ec2, local.node_security_group) == cluster_rules(ec2, local)
+    assert backend_id(ec2, local) == backend, "the backend group is the cluster's"
     assert await provider.get(svc) is None
     mark = len(provider.mutations)
     await provider.delete(svc)
@@ -844,9 +1198,12 @@ async def test_an_interrupted_delete_is_resumed_without_leaks(
     assert owned_lbs(elbv2, "uid-web") == []
     assert len(owned_tgs(elbv2, "uid-web")) == 3
 
+    assert len(frontends(ec2, local, "uid-web")) == 1
+
     await make_provider().delete(svc)  # a new process: everything found again by tags
     assert owned_tgs(elbv2, "uid-web") == []
-    assert rules_of(ec2, local.node_security_group) == set()
+    assert frontends(ec2, local) == []
+    assert rules_of(ec2, local.node_security_group) == cluster_rules(ec2, local)
 
 
 async def test_an_interrupted_ensure_is_resumed_without_duplicates(
@@ -891,12 +1248,15 @@ async def test_sweep_deletes_what_gone_services_owned(
     make_provider: MakeProvider, local: LocalAWS, elbv2: Any, ec2: Any
 ) -> None:
     provider = make_provider()
-    gone, kept = service("gone"), service("kept", local_traffic=True)
+    udp = (ServicePort(port=53, protocol="UDP", node_port=30053),)
+    gone, kept = service("gone", udp), service("kept", local_traffic=True)
     await until_active(provider, request(gone, local))
     await until_active(provider, request(kept, local))
     kept_rules = rules_of(ec2, local.node_security_group, "uid-kept")
     gone_rules = rules_of(ec2, local.node_security_group, "uid-gone")
-    assert gone_rules and kept_rules
+    assert gone_rules and not kept_rules  # kube-proxy's 10256; 32100 is a NodePort
+    (kept_frontend,) = frontends(ec2, local, "uid-kept")
+    assert frontends(ec2, local, "uid-gone")
     fresh = make_provider()  # a new process: no memory of either Service
     seen_at_live: list[Counter[tuple[str, str]]] = []
 
@@ -911,11 +1271,16 @@ async def test_sweep_deletes_what_gone_services_owned(
     assert {"describe_load_balancers", "describe_target_groups"} <= listed
     assert "describe_security_groups" in listed
     assert not any(is_mutation(op) for op in listed)
-    assert deleted == 1 + 1 + len(gone_rules)
+    assert deleted == 1 + 1 + len(gone_rules) + 1  # LB, TG, rules, frontend group
     assert owned_lbs(elbv2, "uid-gone") == [] and owned_tgs(elbv2, "uid-gone") == []
     assert len(owned_lbs(elbv2, "uid-kept")) == 1 and len(owned_tgs(elbv2, "uid-kept")) == 1
-    assert rules_of(ec2, local.node_security_group) == kept_rules
+    assert frontends(ec2, local) == [kept_frontend]
+    assert rules_of(ec2, local.node_security_group) == cluster_rules(ec2, local)
     assert await fresh.sweep(live) == 0
+    assert await fresh.sweep(lambda: ()) == 1 + 1 + 1  # kept's LB, TG and frontend group
+    assert frontends(ec2, local) == []
+    assert rules_of(ec2, local.node_security_group) == cluster_rules(ec2, local)
+    backend_id(ec2, local)  # never swept: the cluster's
 
 
 async def test_sweep_can_be_turned_off(make_provider: MakeProvider, local: LocalAWS) -> None:
@@ -928,23 +1293,25 @@ async def test_sweep_can_be_turned_off(make_provider: MakeProvider, local: Local
 async def test_a_shared_rule_is_handed_over_not_revoked(
     make_provider: MakeProvider, local: LocalAWS, ec2: Any
 ) -> None:
-    """Two UDP Services both need tcp/10256 (kube-proxy's health port) from the NLB
-    subnets: one rule serves both, and it survives the first one's deletion."""
+    """Two UDP Services both need tcp/10256 (kube-proxy's health port, outside the
+    NodePort range) from the backend group: one rule serves both, and it survives the
+    first one's deletion."""
     provider = make_provider()
     udp = (ServicePort(port=53, protocol="UDP", node_port=30053),)
     first, second = service("one", udp), service("two", udp)
     await until_active(provider, request(first, local))
     await until_active(provider, request(second, local))
-    health = {r[1:4] for r in rules_of(ec2, local.node_security_group) if r[1] == 10256}
-    assert len(health) == 3  # one per NLB subnet
+    backend = backend_id(ec2, local)
+    health = {r[:4] for r in rules_of(ec2, local.node_security_group) if r[1] == 10256}
+    assert health == {("tcp", 10256, 10256, backend)}
 
     await provider.delete(first)
 
     after = {r for r in rules_of(ec2, local.node_security_group) if r[1] == 10256}
-    assert {r[1:4] for r in after} == health
+    assert {r[:4] for r in after} == health
     assert {r[4] for r in after} == {naming.rule_description(CLUSTER, "uid-two", "health")}
     await provider.delete(second)
-    assert rules_of(ec2, local.node_security_group) == set()
+    assert rules_of(ec2, local.node_security_group) == cluster_rules(ec2, local)
 
 
 # --- subnets, VPC, targets --------------------------------------------------------
@@ -1015,9 +1382,17 @@ async def test_ip_targets_are_the_ready_endpoints(
         ("10.0.100.10", 8080),
         ("10.0.101.10", 8081),
     }
-    # ip targets over TCP do not keep the client address: the NLB subnets are the source.
-    sources = {(r[1], r[2], r[3]) for r in rules_of(ec2, local.node_security_group)}
-    assert sources == {(8080, 8081, f"10.0.{i}.0/24") for i in range(3)}
+    # The pods' ports are outside the NodePort range: a rule of the Service, from the
+    # backend group (whether or not the client address is kept).
+    assert rules_of(ec2, local.node_security_group, "uid-web") == {
+        (
+            "tcp",
+            8080,
+            8081,
+            backend_id(ec2, local),
+            naming.rule_description(CLUSTER, "uid-web", "client"),
+        )
+    }
 
 
 async def test_nodes_without_a_live_instance_are_not_registered(
@@ -1127,10 +1502,32 @@ def crash_before(provider: AWSProvider, index: int) -> list[str]:
     return seen
 
 
+def security_groups(ec2: Any, local: LocalAWS) -> list[tuple[str, str, str, str]]:
+    """Every security group of the VPC as (name, tags, ingress rules, egress rules),
+    group ids (also rules' sources) replaced by group names."""
+    groups = groups_in(ec2, local)
+    names = {g["GroupId"]: g["GroupName"] for g in groups}
+
+    def rules(permissions: list[dict[str, Any]]) -> str:
+        rows = permissions_of({"IpPermissions": permissions})
+        return str(sorted((p, lo, hi, names.get(src, src), d) for p, lo, hi, src, d in rows))
+
+    return sorted(
+        (
+            g["GroupName"],
+            str(sorted(sg_tags(g).items())),
+            rules(g["IpPermissions"]),
+            rules(g.get("IpPermissionsEgress", [])),
+        )
+        for g in groups
+    )
+
+
 def world(elbv2: Any, ec2: Any, local: LocalAWS) -> dict[str, Any]:
     """Everything in the account that a load balancer could leave behind, without ARNs
     or ids: two worlds are equal when the same resources exist, configured the same."""
     lbs = elbv2.describe_load_balancers()["LoadBalancers"]
+    group_name = {g["GroupId"]: g["GroupName"] for g in groups_in(ec2, local)}
     tgs = {g["TargetGroupArn"]: g for g in elbv2.describe_target_groups()["TargetGroups"]}
     group_names = {arn: tags(elbv2, arn).get(naming.TAG_PORT, "untagged") for arn in tgs}
     listening = {}
@@ -1154,14 +1551,31 @@ def world(elbv2: Any, ec2: Any, local: LocalAWS) -> dict[str, Any]:
                 lb["LoadBalancerName"],
                 lb["Scheme"],
                 str(sorted(tags(elbv2, lb["LoadBalancerArn"]).items())),
+                str(sorted(group_name.get(g, g) for g in lb.get("SecurityGroups", []))),
             )
             for lb in lbs
         ),
         "target groups": sorted(group_names.values()),
         "listeners": listening,
         "targets": targets,
-        "rules": rules_of(ec2, local.node_security_group),
+        "security groups": security_groups(ec2, local),
     }
+
+
+def remove_cluster_infrastructure(ec2: Any, local: LocalAWS) -> None:
+    """What lbctl keeps when its last Service goes (the backend group and the node
+    group's cluster rules), removed by hand: checked to be exactly that."""
+    rules = cluster_rules(ec2, local)
+    assert rules_of(ec2, local.node_security_group) >= rules
+    for protocol, lo, hi, source, desc in rules:
+        pair = {"GroupId": source, "Description": desc}
+        ec2.revoke_security_group_ingress(
+            GroupId=local.node_security_group,
+            IpPermissions=[
+                {"IpProtocol": protocol, "FromPort": lo, "ToPort": hi, "UserIdGroupPairs": [pair]}
+            ],
+        )
+    ec2.delete_security_group(GroupId=backend_id(ec2, local))
 
 
 UPDATED_PORTS = (
@@ -1199,6 +1613,7 @@ async def crash_everywhere(
 
     async def clean_slate() -> None:
         await make_provider().delete(service())
+        remove_cluster_infrastructure(ec2, local)
         assert world(elbv2, ec2, local) == empty, "a resource leaked"
 
     await before(make_provider())
@@ -1226,7 +1641,7 @@ async def test_a_crash_before_any_create_call_is_resumed_exactly(
     make_provider: MakeProvider, local: LocalAWS, elbv2: Any, ec2: Any
 ) -> None:
     svc = service(
-        ports=MIXED_PORTS,
+        ports=(*MIXED_PORTS, SYSLOG),
         annotations={key("ssl-cert"): local.certificate_arn, key("ssl-ports"): "https"},
     )
 
@@ -1237,7 +1652,7 @@ async def test_a_crash_before_any_create_call_is_resumed_exactly(
         await until_active(provider, request(svc, local))
 
     calls = await crash_everywhere(make_provider, elbv2, ec2, local, nothing, create, create)
-    assert calls >= 8  # LB, 3 TGs, 3 listeners, rules, registrations
+    assert calls >= 14  # 2 groups, 3 kinds of rules, LB, 4 TGs, 4 listeners, registrations
 
 
 async def test_a_crash_before_any_update_call_is_resumed_exactly(
@@ -1258,7 +1673,7 @@ async def test_a_crash_before_any_update_call_is_resumed_exactly(
 async def test_a_crash_before_any_delete_call_is_resumed_exactly(
     make_provider: MakeProvider, local: LocalAWS, elbv2: Any, ec2: Any
 ) -> None:
-    svc = service(ports=MIXED_PORTS, local_traffic=True)
+    svc = service(ports=(*MIXED_PORTS, SYSLOG))
 
     async def create(provider: AWSProvider) -> None:
         await until_active(provider, request(svc, local))
@@ -1267,4 +1682,16 @@ async def test_a_crash_before_any_delete_call_is_resumed_exactly(
         await provider.delete(svc)
 
     calls = await crash_everywhere(make_provider, elbv2, ec2, local, create, delete, delete)
-    assert calls >= 5  # 3 listeners go with the LB; LB, 3 TGs, rules
+    assert calls >= 7  # 4 listeners go with the LB; LB, 4 TGs, node rule, frontend group
+
+
+async def test_sctp_is_refused_before_any_aws_call(
+    make_provider: MakeProvider, local: LocalAWS
+) -> None:
+    provider = make_provider()
+    sctp = (ServicePort(name="sig", port=9999, protocol="SCTP", node_port=30999),)
+    with pytest.raises(UnsupportedError) as raised:
+        await provider.ensure(request(service(ports=sctp), local))
+    assert raised.value.reason == "UnsupportedProtocol"
+    assert "SCTP" in raised.value.message
+    assert provider.client.calls == Counter(), "not one AWS call"

@@ -207,3 +207,38 @@ def test_additional_tags_record_fits_a_tag_value_and_finds_our_keys_only() -> No
     assert set(managed[1:]) == set(keys)
     assert naming.managed_tag_keys({"team": "x"}) == ()
     assert naming.managed_tag_keys({naming.TAG_ADDITIONAL: ""}) == (naming.TAG_ADDITIONAL,)
+
+
+def test_security_group_names() -> None:
+    frontend = naming.security_group_name("prod", service())
+    assert frontend.startswith("k8s-shop-web-") and len(frontend) <= naming.MAX_NAME_LEN
+    assert ELB_NAME_RE.fullmatch(frontend) and not frontend.startswith("sg-")
+    assert frontend == naming.security_group_name("prod", service())
+    assert frontend != naming.security_group_name("staging", service())
+    assert frontend != naming.security_group_name("prod", service(uid=str(uuid.uuid4())))
+    for scheme in ("internet-facing", "internal"):  # one per Service, not per NLB
+        assert frontend != naming.load_balancer_name("prod", service(), scheme)
+    backend = naming.backend_security_group_name("prod")
+    assert re.fullmatch(r"k8s-traffic-prod-[0-9a-f]{10}", backend)
+    assert re.fullmatch(r"k8s-traffic-[0-9a-f]{10}", naming.backend_security_group_name("_._"))
+    assert backend != naming.backend_security_group_name("prod2")
+
+
+def test_security_group_tags() -> None:
+    tags = naming.ownership_tags("prod", service(), naming.RESOURCE_SECURITY_GROUP)
+    assert tags[naming.TAG_RESOURCE] == "securitygroup"
+    assert naming.service_uid_of(tags) == UID and naming.owned_by(tags, "prod")
+    backend = naming.backend_security_group_tags("prod")
+    assert backend == {
+        naming.TAG_CLUSTER: "prod",
+        "kubernetes.io/cluster/prod": "owned",
+        naming.TAG_RESOURCE: "backend-securitygroup",
+    }
+    assert naming.owned_by(backend, "prod") and naming.service_uid_of(backend) is None
+
+
+def test_the_cluster_rule_description_is_no_services() -> None:
+    desc = naming.cluster_rule_description("prod")
+    assert desc == f"lbctl:{naming.cluster_hash('prod')}:cluster:nodeports"
+    assert EC2_DESCRIPTION_RE.fullmatch(desc)
+    assert naming.parse_rule_description(desc) is None

@@ -50,6 +50,10 @@ from providers.base import (
         ({"provisioning_requeue_seconds": True}, "provisioning_requeue_seconds"),
         ({"provisioning_requeue_seconds": float("inf")}, "provisioning_requeue_seconds"),
         ({"provisioning_requeue_seconds": "15"}, "provisioning_requeue_seconds"),
+        ({"node_port_range": "30000"}, "node_port_range"),
+        ({"node_port_range": "32767-30000"}, "node_port_range"),
+        ({"node_port_range": "0-100"}, "node_port_range"),
+        ({"node_port_range": 30000}, "node_port_range"),
     ],
 )
 def test_create_names_the_bad_option(options: dict[str, Any], setting: str) -> None:
@@ -83,6 +87,7 @@ async def test_the_entry_point_builds_the_provider() -> None:
         node_security_group_id="sg-0123456789abcdef0",
         vpc_id="vpc-0123456789abcdef0",
         provisioning_requeue_seconds=3,
+        node_port_range="20000-22767",
     )
     try:
         assert isinstance(provider, AWSProvider)
@@ -92,6 +97,7 @@ async def test_the_entry_point_builds_the_provider() -> None:
         assert (provider.cluster_name, provider.default_scheme) == ("blue", "internal")
         assert provider.client.region == "eu-west-1"
         assert provider.provisioning_requeue_seconds == 3.0
+        assert provider.node_port_range == (20000, 22767)
         caps = provider.capabilities
         assert caps.protocols == {"TCP", "UDP"}
         assert (caps.ip_mode, caps.hostname, caps.tcp_udp_same_port) == (None, True, True)
