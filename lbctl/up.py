@@ -29,6 +29,7 @@ from lbctl.apimachinery.printers import service_external_ip, service_ports
 from lbctl.apiserver.main import config_from_settings
 from lbctl.apiserver.server import APIServer
 from lbctl.controllers.app import ControllerOptions, run_controller
+from lbctl.controllers.main import shared_provider_settings
 from lbctl.domain.lbstatus import PORTS_ERROR, READY
 from lbctl.kube.client import NAMESPACES, NODES, SERVICES, KubeClient, connect
 from lbctl.kube.errors import AlreadyExists, KubeError
@@ -211,7 +212,7 @@ async def _serve(settings: Settings, options: UpOptions, out: TextIO) -> int:
         try:
             provider: Provider = load_provider(
                 name,
-                shared={"cluster_name": settings.cluster_name},
+                shared=shared_provider_settings(settings),
                 **{**cloud.options, **settings.provider_options},
             )
         except ConfigError as e:

@@ -19,6 +19,7 @@ __all__ = [
     "options_from_settings",
     "provider_from_settings",
     "run_controller_command",
+    "shared_provider_settings",
 ]
 
 
@@ -37,11 +38,17 @@ def options_from_settings(settings: Settings, class_name: str) -> ControllerOpti
     )
 
 
+def shared_provider_settings(settings: Settings) -> dict[str, object]:
+    """lbctl-wide settings a provider's factory takes when it has a parameter so named:
+    the cluster id, and the NodePort range (the AWS provider opens it to its NLBs)."""
+    return {"cluster_name": settings.cluster_name, "node_port_range": settings.node_port_range}
+
+
 def provider_from_settings(settings: Settings) -> Provider:
     """The configured provider; :class:`ConfigError` names what is wrong."""
     return load_provider(
         settings.provider,
-        shared={"cluster_name": settings.cluster_name},
+        shared=shared_provider_settings(settings),
         **settings.provider_options,
     )
 

@@ -209,3 +209,19 @@ def test_public_surface_exists(module: str) -> None:
     assert sorted(mod.__all__) == sorted(set(mod.__all__))
     missing = [name for name in mod.__all__ if not hasattr(mod, name)]
     assert missing == []
+
+
+async def test_the_aws_provider_opens_the_clusters_node_port_range() -> None:
+    from lbctl.controllers.main import provider_from_settings
+    from lbctl.settings import load_settings
+
+    settings = load_settings(
+        provider="aws",
+        node_port_range="31000-31999",
+        provider_options={"region": "us-east-1", "endpoint_url": "http://127.0.0.1:9"},
+    )
+    provider = provider_from_settings(settings)
+    try:
+        assert provider.node_port_range == (31000, 31999)  # type: ignore[attr-defined]
+    finally:
+        await provider.close()
