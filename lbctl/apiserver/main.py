@@ -6,6 +6,7 @@ import asyncio
 import signal
 import sys
 
+from lbctl.apimachinery.lbctl_kinds import LBCTL_TYPES
 from lbctl.apiserver.server import APIServer, APIServerConfig
 from lbctl.settings import Settings
 from lbctl.telemetry.logs import configure_logging
@@ -27,6 +28,7 @@ def config_from_settings(settings: Settings) -> APIServerConfig:
         token=token,
         history_seconds=settings.watch_history_seconds,
         repair_seconds=settings.repair_interval_seconds,
+        extra_types=LBCTL_TYPES,
     )
 
 
