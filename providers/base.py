@@ -22,6 +22,11 @@ error)::
                                     the provider's own settings are wrong: names the
                                     setting; raised at start-up or on first use
 
+Optional protocols a provider may also implement: :class:`Sweeper` (orphan sweep),
+:class:`ObservesCalls` (cloud-call metrics) and :class:`ClusterAware` (a provider whose
+state lives in the cluster, e.g. IP pools: the controller runs it on the leader, after
+its caches synced and before the first reconcile, with a :class:`ClusterContext`).
+
 Providers are found through the entry-point group ``lbctl.providers``: each entry
 point is a factory ``create(**options) -> Provider`` (see :func:`load_provider`).
 """
@@ -32,7 +37,7 @@ import inspect
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Final, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 from lbctl.domain import names
 from lbctl.domain.capabilities import Capabilities, check_ports
@@ -40,9 +45,12 @@ from lbctl.domain.service import Ingress, PortStatus, Service, ServicePort
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "ClusterAware",
+    "ClusterContext",
     "ConfigError",
     "EndpointInfo",
     "EndpointPort",
+    "Flag",
     "IngressPoint",
     "LoadBalancerRequest",
     "LoadBalancerStatus",
@@ -50,6 +58,7 @@ __all__ = [
     "ObservesCalls",
     "Provider",
     "ProviderError",
+    "ProviderEvent",
     "RetryAfterError",
     "Sweeper",
     "TransientError",
@@ -87,17 +96,23 @@ class RetryAfterError(ProviderError):
 class UnsupportedError(ProviderError):
     """The Service asks for something the provider cannot do; retrying will not help.
 
-    ``reason`` is CamelCase (a condition reason and an Event reason); ``message`` is
-    for humans and is ``str(error)``.
+    ``reason`` is CamelCase (the ``LoadBalancerReady=False`` condition's reason);
+    ``message`` is for humans and is ``str(error)``; ``event_reason`` is the reason of
+    the Warning Event the controller emits (upstream's ``SyncLoadBalancerFailed`` unless
+    the provider has a better one, e.g. MetalLB's ``AllocationFailed``).
     """
 
-    def __init__(self, reason: str, message: str) -> None:
-        problems = names.condition_reason_errors(reason)
-        if problems:
-            raise ValueError(f"reason {reason!r}: {problems[0]}")
+    def __init__(
+        self, reason: str, message: str, *, event_reason: str = "SyncLoadBalancerFailed"
+    ) -> None:
+        for what in (reason, event_reason):
+            problems = names.condition_reason_errors(what)
+            if problems:
+                raise ValueError(f"reason {what!r}: {problems[0]}")
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.event_reason = event_reason
 
 
 class ConfigError(ProviderError):
@@ -172,6 +187,15 @@ class IngressPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """An Event the provider wants recorded about the Service (by the controller)."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class LoadBalancerStatus:
     """What a provider reports for one load balancer."""
 
@@ -179,6 +203,14 @@ class LoadBalancerStatus:
     provisioning: bool = False
     """Created but not serving yet; ask again after ``requeue_after`` seconds."""
     requeue_after: float | None = None
+    annotations: Mapping[str, str | None] = field(default_factory=dict)
+    """Annotations the controller keeps on the Service (a metadata merge patch of only
+    these keys, written when they differ); ``None`` removes one. E.g. the bare-metal
+    provider's ``lbctl.io/ip-allocated-from-pool``."""
+    events: tuple[ProviderEvent, ...] = field(default=(), compare=False)
+    """What happened in this call, for the controller to record as Events (e.g.
+    ``IPAllocated``). Not part of the status: ignored when statuses are compared, so a
+    second, idempotent ``ensure`` still equals the first."""
 
     def to_ingress(self, ports: tuple[PortStatus, ...] = ()) -> tuple[Ingress, ...]:
         """``status.loadBalancer.ingress``, each entry carrying ``ports``."""
@@ -256,6 +288,45 @@ class ObservesCalls(Protocol):
 
     def observe_calls(self, fn: Callable[[str, str], None]) -> None:
         """Call ``fn(operation, outcome)`` after every attempt."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterContext:
+    """What the controller hands a :class:`ClusterAware` provider."""
+
+    client: Any
+    """The controller's :class:`lbctl.kube.client.KubeClient` (for the provider's own
+    kinds: list, watch, status). Typed ``Any`` so that this module, which pure provider
+    modules import, does not import the client (and its I/O libraries)."""
+    services: Callable[[], list[Service]]
+    """The Services the controller is responsible for, from its synced cache (decoded;
+    undecodable ones left out), sorted by key."""
+    requeue: Callable[[str], None]
+    """Reconcile the Service with this key again (e.g. an address became free)."""
+
+
+class Flag(Protocol):
+    """What :meth:`ClusterAware.run` needs of an ``asyncio.Event`` (this module imports
+    no asyncio: pure provider modules import it)."""
+
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
+
+    async def wait(self) -> object: ...
+
+
+@runtime_checkable
+class ClusterAware(Protocol):
+    """Optional: a provider whose state is rebuilt from, and kept in line with, the cluster
+    (IP pools as custom objects, assignments in Services' status)."""
+
+    async def run(self, cluster: ClusterContext, stop: Flag, ready: Flag) -> None:
+        """Called once on the leader after the controller's caches synced: rebuild state
+        (from ``cluster.services()``), set ``ready``, then keep watching until ``stop``
+        is set and return. The controller starts reconciling only once ``ready`` is set;
+        if this raises, the controller stops with the error."""
         ...
 
 

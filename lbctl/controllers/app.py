@@ -6,6 +6,9 @@ Event -> key mapping (controller-runtime's sources and handlers):
 - a Node added, removed or changing eligibility -> every Service we concern ourselves with;
 - every ``resync_seconds`` -> every such Service again (drift repair: the provider's
   ensure makes no mutating call when nothing drifted).
+
+A :class:`~providers.base.ClusterAware` provider is run on the leader once the caches
+synced; reconciles start only after it said it is ready (its state rebuilt).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lbctl.controllers.service_lb import ServiceLBController, eligible_node
+from lbctl.domain.service import DecodeError, Service
 from lbctl.kube.client import ENDPOINTSLICES, NODES, SERVICES, KubeClient
 from lbctl.kube.errors import KubeError
 from lbctl.kube.events import EventRecorder
@@ -28,7 +32,14 @@ from lbctl.runtime.leaderelection import LeaderElector
 from lbctl.runtime.manager import Manager
 from lbctl.runtime.workqueue import WorkQueue
 from lbctl.telemetry import Metrics, reconcile_context, reconcile_span
-from providers.base import ObservesCalls, Provider, ProviderError, Sweeper
+from providers.base import (
+    ClusterAware,
+    ClusterContext,
+    ObservesCalls,
+    Provider,
+    ProviderError,
+    Sweeper,
+)
 
 __all__ = ["ControllerOptions", "run_controller"]
 
@@ -78,9 +89,13 @@ class _ControllerRunnable:
         informers: list[Informer],
         resync_seconds: float,
         resync: Callable[[], None],
+        *,
         sweep: Callable[[], Awaitable[None]] | None = None,
+        provider_run: Callable[[asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
+        | None = None,
     ) -> None:
         self.name = "service-lb-controller"
+        self.provider_run = provider_run
         self.controller = controller
         self.informers = informers
         self.resync_seconds = resync_seconds
@@ -90,6 +105,21 @@ class _ControllerRunnable:
     async def run(self, stop: asyncio.Event) -> None:
         for inf in self.informers:
             await inf.has_synced.wait()
+        async with asyncio.TaskGroup() as tg:
+            if self.provider_run is not None:
+                # The provider rebuilds its state from the synced caches before any
+                # reconcile, so nothing is handed out that a Service already holds.
+                ready = asyncio.Event()
+                running = tg.create_task(self.provider_run(stop, ready))
+                readied = tg.create_task(ready.wait())
+                await asyncio.wait((running, readied), return_when=asyncio.FIRST_COMPLETED)
+                if not ready.is_set():
+                    readied.cancel()
+                    await running  # raises its error; returning early means stopped
+                    return
+            await self._run_controller(stop, tg)
+
+    async def _run_controller(self, stop: asyncio.Event, tg: asyncio.TaskGroup) -> None:
         self.resync()  # everything once at start: a Service deleted while we were down
 
         async def periodic() -> None:
@@ -105,9 +135,8 @@ class _ControllerRunnable:
                     if self.sweep is not None:
                         await self.sweep()
 
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(periodic())
-            await self.controller.run(stop)
+        tg.create_task(periodic())
+        await self.controller.run(stop)
 
 
 async def run_controller(
@@ -214,6 +243,25 @@ async def run_controller(
 
         provider.observe_calls(on_call)
 
+    provider_run = None
+    if isinstance(provider, ClusterAware):
+        aware = provider
+
+        def ours() -> list[Service]:
+            out = []
+            for obj in services.list():
+                if lb.concerns(obj):
+                    try:
+                        out.append(Service.from_dict(obj))
+                    except DecodeError as e:
+                        log.warning("%s: cannot read Service: %s", object_key(obj), e)
+            return out
+
+        context = ClusterContext(client=client, services=ours, requeue=controller.enqueue)
+
+        async def provider_run(stop: asyncio.Event, ready: asyncio.Event) -> None:
+            await aware.run(context, stop, ready)
+
     manager = Manager()
     for name, inf in (("services", services), ("nodes", nodes), ("endpointslices", slices)):
         manager.add(_InformerRunnable(f"{name}-informer", inf))
@@ -223,7 +271,8 @@ async def run_controller(
             [services, nodes, slices],
             options.resync_seconds,
             enqueue_all,
-            sweep if isinstance(provider, Sweeper) else None,
+            sweep=sweep if isinstance(provider, Sweeper) else None,
+            provider_run=provider_run,
         )
     )
     elector = None

@@ -11,7 +11,9 @@ from the informer cache and drives the provider towards it.
 - Checks every port against the provider's capabilities before any side effect; refused
   ports get ``ports[].error`` and a ``LoadBalancerPortsError`` condition plus a Warning
   Event; the rest are still served.
-- Writes status only when it changes; emits upstream's Event reasons.
+- Writes status only when it changes; emits upstream's Event reasons, plus the Events
+  and Service annotations the provider reports (``LoadBalancerStatus.events`` /
+  ``.annotations``, the latter by a merge patch of only those keys).
 """
 
 from __future__ import annotations
@@ -228,7 +230,7 @@ class ServiceLBController:
         try:
             lb = await self._call("ensure", lambda: self.provider.ensure(req))
         except UnsupportedError as e:
-            await self.recorder.emit(obj, "Warning", "SyncLoadBalancerFailed", e.message)
+            await self.recorder.emit(obj, "Warning", e.event_reason, e.message)
             status = desired_status(
                 svc,
                 ingress=(),
@@ -266,6 +268,9 @@ class ServiceLBController:
             now=now,
         )
         changed = await self._write_status(svc, status)
+        await self._write_annotations(svc, lb.annotations)
+        for event in lb.events:
+            await self.recorder.emit(obj, event.type, event.reason, event.message)
         if changed and ready:
             reason = "EnsuredLoadBalancer" if first_time else "UpdatedLoadBalancer"
             await self.recorder.emit(obj, "Normal", reason, "Ensured load balancer")
@@ -310,6 +315,27 @@ class ServiceLBController:
             # Our cache is behind: the watch event for the newer version re-queues the
             # key anyway. The delayed retry only covers a conflict no event follows.
             raise RetryAfter(CONFLICT_RETRY_SECONDS) from None
+
+    async def _write_annotations(self, svc: Service, wanted: Mapping[str, str | None]) -> None:
+        """The provider's annotations, by a merge patch of only the keys that differ.
+
+        No resourceVersion precondition: the patch touches only these keys of a map, so it
+        cannot undo anyone else's change (and the status write before it bumped the
+        resourceVersion our cache holds)."""
+        have = svc.metadata.annotations
+        diff = {k: v for k, v in wanted.items() if have.get(k) != v}
+        if not diff:
+            return
+        try:
+            await self.client.patch(
+                SERVICES,
+                svc.metadata.name,
+                {"metadata": {"annotations": diff}},
+                svc.metadata.namespace,
+                kind="merge",
+            )
+        except NotFound:
+            return
 
     async def _write_status(self, svc: Service, status: ServiceStatus) -> bool:
         if not status_changed(svc.status, status):
