@@ -25,13 +25,14 @@ from typing import Any, TextIO
 
 import yaml
 
+from lbctl.apimachinery.lbctl_kinds import LBCTL_TYPES
 from lbctl.apimachinery.printers import service_external_ip, service_ports
 from lbctl.apiserver.main import config_from_settings
 from lbctl.apiserver.server import APIServer
 from lbctl.controllers.app import ControllerOptions, run_controller
 from lbctl.controllers.main import shared_provider_settings
 from lbctl.domain.lbstatus import PORTS_ERROR, READY
-from lbctl.kube.client import NAMESPACES, NODES, SERVICES, KubeClient, connect
+from lbctl.kube.client import NAMESPACES, NODES, SERVICES, KubeClient, Resource, connect
 from lbctl.kube.errors import AlreadyExists, KubeError
 from lbctl.kube.informer import object_key
 from lbctl.settings import Settings
@@ -134,7 +135,30 @@ def _load_examples(examples: Path) -> list[dict[str, Any]]:
             docs += [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
         except yaml.YAMLError as e:
             raise UpError(f"{path}: {' '.join(str(e).split())}") from None
+    return docs
+
+
+def _services(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [d for d in docs if d.get("apiVersion") == "v1" and d.get("kind") == "Service"]
+
+
+async def _apply_lbctl_kinds(client: KubeClient, docs: Sequence[Mapping[str, Any]]) -> int:
+    """Create (or replace the spec of) each example of lbctl's own kinds (IPPool,
+    L2Advertisement); other kinds are left out. How many were applied."""
+    kinds = {(f"{rt.group}/{rt.version}", rt.kind): rt for rt in LBCTL_TYPES}
+    applied = 0
+    for doc in docs:
+        rt = kinds.get((str(doc.get("apiVersion")), str(doc.get("kind"))))
+        if rt is None:
+            continue
+        res = Resource(rt.group, rt.version, rt.plural, rt.namespaced, rt.kind)
+        try:
+            await client.create(res, doc)
+        except AlreadyExists:
+            name = (doc.get("metadata") or {})["name"]
+            await client.patch(res, name, {"spec": doc.get("spec") or {}}, kind="merge")
+        applied += 1
+    return applied
 
 
 async def _apply(client: KubeClient, docs: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -241,6 +265,15 @@ async def _serve_with(
         # The embedded server is in this process: no client-side rate limit.
         async with await connect(kubeconfig=server.kubeconfig_path, qps=None) as client:
             await _register_nodes(client, cloud.nodes)
+            pools = await _apply_lbctl_kinds(client, docs)
+            if provider.name == "baremetal":
+                print(
+                    f"lbctl up: {pools} IPPool/L2Advertisement examples applied; the L2 speaker "
+                    "is not started (it needs root and an interface): addresses are "
+                    "assigned, not announced",
+                    file=out,
+                    flush=True,
+                )
             copts = ControllerOptions(
                 class_name=provider.load_balancer_class,
                 default_class=True,
@@ -286,7 +319,7 @@ async def _converge(
     out: TextIO,
 ) -> bool:
     """Apply the examples, show progress until they converge, print the table."""
-    keys = await _apply(client, docs)
+    keys = await _apply(client, _services(docs))
     print(
         f"lbctl up: API server {server.url}, provider {provider.name}, "
         f"{len(keys)} example Services applied",

@@ -3,6 +3,7 @@ the table is printed."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 import sys
@@ -82,3 +83,19 @@ def test_up_defaults_to_aws_on_a_local_moto_server(tmp_path: Path) -> None:
     signaling = " ".join(rows[("default", "signaling")])
     assert "Ready (port errors: port 9999/SCTP" in signaling
     assert rows[("default", "syslog")][4] == "<none>"
+
+
+def test_up_with_the_baremetal_provider_assigns_pool_addresses(tmp_path: Path) -> None:
+    proc = _up(tmp_path, "--provider", "baremetal")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("NAMESPACE"))
+    rows = {tuple(line.split()[:2]): line.split() for line in lines[header + 1 :] if line}
+    web = rows[("default", "web")]
+    assert ipaddress.ip_address(web[4]) in ipaddress.ip_network("192.0.2.0/28"), web
+    assert web[-1] == "Ready"
+    # The requested address, from the pool kept for the shop namespace.
+    assert rows[("shop", "storefront")][4] == "198.51.100.66"
+    # TCP/53 and UDP/53 share one address (allow-shared-ip).
+    assert rows[("default", "dns-tcp")][4] == rows[("default", "dns-udp")][4]
+    assert "speaker" in proc.stdout.lower(), "says the speaker is not running"
