@@ -340,3 +340,44 @@ async def test_one_leader_and_kill_9_hands_over_within_the_lease(
     await admin.create(SERVICES, lb_service("second", "lbctl.io/memory"), namespace)
     await wait_for_async(lambda: ingress(admin, namespace, "second"), what="second", timeout=60)
     wait_for(lambda: standby.provider_calls() > 0, what="the new leader works", timeout=10)
+
+
+async def test_the_baremetal_controller_works_as_its_service_account(
+    real_kube: RealKube,
+    admin: KubeClient,
+    namespace: str,
+    controllers: list[Controller],
+    tmp_path: Path,
+) -> None:
+    overlay = DEPLOY / "overlays" / "baremetal"
+    kubectl(real_kube, "apply", "-k", str(DEPLOY / "crds"))
+    kubectl(real_kube, "wait", "--for=condition=Established", "crd/ippools.lbctl.io")
+    kubectl(real_kube, "apply", "-k", str(overlay))
+    pools = Resource("lbctl.io", "v1alpha1", "ippools", False, "IPPool")
+    pool = f"pool-{namespace}"
+    await admin.create(
+        pools,
+        {
+            "metadata": {"name": pool},
+            "spec": {"addresses": ["198.51.100.0/29"], "serviceAllocation": {
+                "priority": 1, "namespaces": [namespace]}},
+        },
+    )  # fmt: skip
+    kubeconfig = service_account_kubeconfig(real_kube, "lbctl-controller", tmp_path)
+    controller = Controller(
+        kubeconfig, tmp_path / "controller.log", provider="baremetal", leader_elect="false"
+    )
+    controllers.append(controller)
+    await admin.create(SERVICES, lb_service("vip", "lbctl.io/baremetal"), namespace)
+    got = await wait_for_async(lambda: ingress(admin, namespace, "vip"), what="a VIP", timeout=60)
+    assert got["ip"].startswith("198.51.100.") and got.get("ipMode") == "VIP"
+    svc = await admin.get(SERVICES, "vip", namespace)
+    assert svc["metadata"]["annotations"]["lbctl.io/ip-allocated-from-pool"] == pool
+
+    async def status_written() -> dict[str, Any] | None:
+        status = (await admin.get(pools, pool)).get("status") or {}
+        return status if status.get("assignedIPv4") == 1 else None
+
+    status = await wait_for_async(status_written, what="IPPool status", timeout=30)
+    assert status["availableIPv4"] == 7
+    assert "forbidden" not in controller.logs().lower(), controller.logs()[-3000:]
