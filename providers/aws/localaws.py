@@ -21,10 +21,8 @@ import boto3
 import botocore.session
 from botocore.config import Config
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from lbctl.pki import self_signed
 from providers.base import ConfigError
 
 __all__ = ["DUMMY_CREDENTIALS", "LocalAWS", "LocalNode", "MotoServer", "seed"]
@@ -165,29 +163,12 @@ def _tags(resource_type: str, tags: dict[str, str]) -> list[dict[str, Any]]:
 
 def self_signed_certificate(domain: str = CERT_DOMAIN) -> tuple[bytes, bytes]:
     """``(certificate PEM, private key PEM)`` for ``domain`` and ``*.domain``, valid a year."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(domain), x509.DNSName(f"*.{domain}")]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
+    return self_signed(
+        domain,
+        [x509.DNSName(domain), x509.DNSName(f"*.{domain}")],
+        valid=datetime.timedelta(days=365),
+        backdate=datetime.timedelta(days=1),
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def seed(
