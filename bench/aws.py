@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import subprocess
 import sys
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import boto3
 
-from bench.procstats import cpu_seconds, peak_rss_mib
+from bench.procstats import cpu_seconds, peak_rss_mib, start_controller
 from lbctl.domain.service import ObjectMeta, Service, ServicePort, ServiceSpec
 from lbctl.kube.client import NODES, SERVICES, KubeClient, connect
 from lbctl.testing import APIServerProcess, free_port
@@ -133,23 +132,16 @@ def _metric_calls(port: int) -> dict[str, Any]:
 
 
 def _controller(kubeconfig: Path, port: int, workers: int, url: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LBCTL_", "AWS_"))}
-    env.update({k.upper(): v for k, v in DUMMY_CREDENTIALS.items()})
     options = {"endpoint_url": url, "region": "us-east-1", "provisioning_requeue_seconds": 1}
-    env.update(
-        LBCTL_PROVIDER="aws",
-        LBCTL_CLUSTER_NAME=CLUSTER,
-        LBCTL_PROVIDER_OPTIONS=json.dumps(options),
-        LBCTL_METRICS_LISTEN=f"127.0.0.1:{port}",
-        LBCTL_WORKERS=str(workers),
-        LBCTL_LEADER_ELECT="false",
-        LBCTL_RESYNC_SECONDS="3600",
-        LBCTL_LOG_LEVEL="WARNING",
-        LBCTL_API_QPS="0",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "lbctl", "controller", "--kubeconfig", str(kubeconfig)],
-        env=env,
+    return start_controller(
+        kubeconfig,
+        port,
+        workers,
+        drop=("AWS_",),
+        env_extra={k.upper(): v for k, v in DUMMY_CREDENTIALS.items()},
+        provider="aws",
+        cluster_name=CLUSTER,
+        provider_options=json.dumps(options),
     )
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.procstats import cpu_seconds, peak_rss_mib
+from bench.procstats import cpu_seconds, peak_rss_mib, start_controller
 from lbctl.kube.client import NODES, SERVICES, KubeClient, connect
 from lbctl.testing import APIServerProcess, free_port
 
@@ -92,20 +91,9 @@ def _ensures(port: int) -> float:
 
 
 def _controller(kubeconfig: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LBCTL_")}
-    env.update(
-        LBCTL_METRICS_LISTEN=f"127.0.0.1:{port}",
-        LBCTL_WORKERS=str(workers),
-        LBCTL_LEADER_ELECT="false",
-        LBCTL_RESYNC_SECONDS="3600",
-        LBCTL_LOG_LEVEL="WARNING",
-        LBCTL_API_QPS="0",
-        # Addresses are only strings here (never contacted); a /16 holds 10,000.
-        LBCTL_PROVIDER_OPTIONS='{"network_v4": "100.64.0.0/16"}',
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "lbctl", "controller", "--kubeconfig", str(kubeconfig)],
-        env=env,
+    # Addresses are only strings here (never contacted); a /16 holds 10,000.
+    return start_controller(
+        kubeconfig, port, workers, provider_options='{"network_v4": "100.64.0.0/16"}'
     )
 
 
