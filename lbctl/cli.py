@@ -12,6 +12,7 @@ from lbctl import __version__
 from lbctl.apiserver.main import run_apiserver
 from lbctl.controllers.main import run_controller_command
 from lbctl.settings import Settings, SettingsError, load_settings
+from lbctl.speaker.main import run_speaker_command
 from lbctl.up import UpOptions, run_up
 
 __all__ = ["main"]
@@ -78,6 +79,40 @@ def _parser() -> argparse.ArgumentParser:
         help="also take Services without loadBalancerClass (LBCTL_DEFAULT_CLASS)",
     )
 
+    spk = sub.add_parser(
+        "speaker",
+        help="run the layer-2 speaker of one node (answers ARP/NDP for its LoadBalancer IPs)",
+        description=(
+            "Answer ARP and IPv6 NDP for the LoadBalancer IPs this node is elected to "
+            "announce (bare-metal provider). One per node, with hostNetwork and CAP_NET_RAW."
+        ),
+    )
+    _common(spk)
+    spk.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster)")
+    spk.add_argument("--node-name", metavar="NAME", help="this node's name (LBCTL_NODE_NAME)")
+    spk.add_argument(
+        "--interfaces",
+        metavar="IF[,IF]",
+        help="answer only on these interfaces, whatever the L2Advertisements say "
+        "(LBCTL_SPEAKER_INTERFACES)",
+    )
+    spk.add_argument(
+        "--heartbeat-listen",
+        metavar="HOST:PORT",
+        help="UDP address for peers' heartbeats (LBCTL_SPEAKER_HEARTBEAT_LISTEN)",
+    )
+    spk.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="/metrics, /healthz, /readyz address (LBCTL_METRICS_LISTEN)",
+    )
+    spk.add_argument(
+        "--default-class",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also announce Services without loadBalancerClass (LBCTL_DEFAULT_CLASS)",
+    )
+
     api = sub.add_parser(
         "apiserver",
         help="run the embedded Kubernetes-compatible API server",
@@ -114,6 +149,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         default_class=getattr(args, "default_class", None),
         tls=getattr(args, "tls", None),
         token_file=getattr(args, "token_file", None),
+        node_name=getattr(args, "node_name", None),
+        speaker_interfaces=getattr(args, "interfaces", None),
+        speaker_heartbeat_listen=getattr(args, "heartbeat_listen", None),
+        metrics_listen=getattr(args, "metrics_listen", None),
     )
 
 
@@ -145,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_controller_command(settings, Path(args.kubeconfig) if args.kubeconfig else None)
     if args.command == "apiserver":
         return run_apiserver(settings)
+    if args.command == "speaker":
+        return run_speaker_command(settings, Path(args.kubeconfig) if args.kubeconfig else None)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE  # pragma: no cover
 

@@ -231,6 +231,123 @@ class Settings(BaseSettings):
         description="Seconds between lease attempts. Default 2 s, client-go's default.",
     )
 
+    # -- layer-2 speaker (lbctl speaker) ----------------------------------------------
+    node_name: str = Field(
+        default="",
+        pattern=r"^$|^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$",
+        description=(
+            "This node's name (the Node object the speaker runs on; --node-name). Required "
+            "by the speaker; the DaemonSet sets it from spec.nodeName. Default empty."
+        ),
+    )
+    speaker_namespace: str = Field(
+        default="lbctl-system",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description=(
+            "Namespace of the speakers' Leases (one per speaker, lbctl-speaker-<node>). "
+            "Default lbctl-system, where deploy/ runs the DaemonSet and its Role allows them."
+        ),
+    )
+    speaker_interfaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Interfaces to answer ARP/NDP on, overriding the L2Advertisements' lists "
+            "(comma separated). Default empty: what the L2Advertisements name, else every "
+            "usable physical interface."
+        ),
+    )
+    speaker_heartbeat_listen: str = Field(
+        default="0.0.0.0:7946",
+        description=(
+            "HOST:PORT (UDP) where the speaker hears its peers' heartbeats. Default "
+            "0.0.0.0:7946 (memberlist's port, which firewalls for MetalLB already open)."
+        ),
+    )
+    speaker_heartbeat_address: str = Field(
+        default="",
+        description=(
+            "Address peers send heartbeats to, published in this speaker's Lease. Default "
+            "empty: the listen host, or the Node's InternalIP when it listens on 0.0.0.0."
+        ),
+    )
+    speaker_heartbeat_interval_seconds: float = Field(
+        default=0.1,
+        gt=0,
+        le=10,
+        description=(
+            "Seconds between heartbeats to each peer. Default 0.1 s: a 60-byte datagram per "
+            "peer, cheap, and it lets a dead peer be noticed in half a second."
+        ),
+    )
+    speaker_dead_after_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description=(
+            "Seconds without a heartbeat after which a peer is dead and its addresses move. "
+            "Default 0.5 s (5 heartbeats): failover well under MetalLB's 4-10 s, while a "
+            "few lost datagrams do not move anything."
+        ),
+    )
+    speaker_lease_duration_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Duration of each speaker's Lease, renewed every third of it: the durable record "
+            "of who is a speaker and where to reach it. Default 10 s: 0.3 writes/s per node."
+        ),
+    )
+    speaker_gratuitous_count: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        description=(
+            "Gratuitous ARP / unsolicited NA rounds sent when an address is taken over "
+            "(the first at once). Default 5, as MetalLB: one lost frame does not matter."
+        ),
+    )
+    speaker_gratuitous_interval_seconds: float = Field(
+        default=1.1,
+        gt=0,
+        description=(
+            "Seconds between those rounds. Default 1.1 s: longer than Linux's ARP locktime "
+            "(1 s), so a neighbour that ignored one round takes the next."
+        ),
+    )
+    speaker_refresh_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "Seconds between periodic gratuitous announcements of every owned address "
+            "(keeps switch FDBs and router ARP caches fresh). Default 0: off."
+        ),
+    )
+    speaker_probe_count: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description=(
+            "ARP probes (RFC 5227) / DAD solicitations sent before first announcing a newly "
+            "assigned address; 0 turns probing off. Default 3, RFC 5227's PROBE_NUM."
+        ),
+    )
+    speaker_probe_interval_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        description=(
+            "Seconds between probes, and waited after the last one for an answer. Default "
+            "0.2 s: a LAN host answers in milliseconds; RFC 5227's 1-2 s would delay new "
+            "Services by 5 s."
+        ),
+    )
+    speaker_conflict_recheck_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds between probes of an address found in use, until it is free. Default 10 s."
+        ),
+    )
+
     # -- logging -------------------------------------------------------------------
     log_level: LogLevel = Field(
         default=LogLevel.INFO,
@@ -241,7 +358,7 @@ class Settings(BaseSettings):
         description="Log line format: text (for people) or json (for collectors). Default text.",
     )
 
-    @field_validator("service_cidrs", mode="before")
+    @field_validator("service_cidrs", "speaker_interfaces", mode="before")
     @classmethod
     def _split_cidrs(cls, value: Any) -> Any:
         return _split(value)
@@ -284,7 +401,7 @@ class Settings(BaseSettings):
         rng = PortRange.parse(value)
         return str(rng)
 
-    @field_validator("listen", "metrics_listen")
+    @field_validator("listen", "metrics_listen", "speaker_heartbeat_listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
@@ -307,6 +424,14 @@ class Settings(BaseSettings):
     @property
     def metrics_port(self) -> int:
         return int(self.metrics_listen.rpartition(":")[2])
+
+    @property
+    def heartbeat_host(self) -> str:
+        return self.speaker_heartbeat_listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def heartbeat_port(self) -> int:
+        return int(self.speaker_heartbeat_listen.rpartition(":")[2])
 
     @property
     def port_range(self) -> PortRange:

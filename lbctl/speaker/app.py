@@ -1,0 +1,531 @@
+"""``lbctl speaker``'s wiring: informers -> election -> announcer -> Service status.
+
+One asyncio task group per process:
+
+- informers on Services, Nodes, EndpointSlices, L2Advertisements, IPPools and the
+  speakers' Leases (one namespace, label ``app.kubernetes.io/name=lbctl-speaker``);
+- this speaker's own Lease ``lbctl-speaker-<node>``, renewed every third of its
+  duration, publishing where its heartbeats are heard; deleted on a clean stop;
+- UDP heartbeats to every peer every ``heartbeat_interval`` (:mod:`.membership`
+  decides liveness from them);
+- the planner: whenever an input or the live set changes, :func:`.election.plan`
+  gives every IP's node; this node's IPs go to the :class:`.announcer.Announcer`;
+- the status writer: for the Services this node announces, conditions ``L2Announced``
+  (which node, which interfaces) and ``IPConflict`` (the probe found the IP in use),
+  written by merge patch on ``services/status`` with the resourceVersion as
+  precondition, plus the Events ``NodeAssigned`` and ``IPConflict`` (Warning).
+
+The API server carries no per-Service load for failure detection: only the Leases
+(one write per speaker per ``lease_duration/3``) and status writes when an
+announcement changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from lbctl.kube.client import ENDPOINTSLICES, LEASES, NODES, SERVICES, KubeClient, Resource
+from lbctl.kube.errors import AlreadyExists, Conflict, KubeError, NotFound
+from lbctl.kube.events import EventRecorder
+from lbctl.kube.informer import Informer
+from lbctl.kube.lease import format_micro_time, parse_micro_time
+from lbctl.speaker.announcer import Announcer, AnnouncerConfig, OpenSocket, Want
+from lbctl.speaker.election import Announcement, plan
+from lbctl.speaker.membership import Heartbeat, Membership, decode_heartbeat, encode_heartbeat
+from lbctl.speaker.metrics import SpeakerMetrics
+from lbctl.speaker.model import (
+    ANNOUNCED,
+    CONFLICT,
+    SERVICE_NAME_LABEL,
+    Advertisement,
+    NodeView,
+    ServiceView,
+    announced_message,
+    ready_nodes,
+)
+from lbctl.speaker.rawsock import PacketSocket
+from lbctl.telemetry import Metrics
+
+__all__ = ["LEASE_LABEL", "SpeakerOptions", "lease_name", "run_speaker"]
+
+log = logging.getLogger("lbctl.speaker")
+
+IPPOOLS: Final = Resource("lbctl.io", "v1alpha1", "ippools", False, "IPPool")
+L2ADVERTISEMENTS: Final = Resource(
+    "lbctl.io", "v1alpha1", "l2advertisements", False, "L2Advertisement"
+)
+LEASE_LABEL: Final = ("app.kubernetes.io/name", "lbctl-speaker")
+ADDRESS_ANNOTATION: Final = "lbctl.io/heartbeat-address"
+
+
+def lease_name(node: str) -> str:
+    return f"lbctl-speaker-{node}"
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerOptions:
+    node: str
+    namespace: str = "lbctl-system"
+    default_class: bool = False
+    heartbeat_host: str = "0.0.0.0"
+    heartbeat_port: int = 7946
+    heartbeat_address: str = ""
+    heartbeat_interval: float = 0.1
+    dead_after: float = 0.5
+    lease_duration: float = 10.0
+    announcer: AnnouncerConfig = field(default_factory=AnnouncerConfig)
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _address(text: str) -> tuple[str, int] | None:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+class _Heartbeats(asyncio.DatagramProtocol):
+    def __init__(self, speaker: Speaker) -> None:
+        self.speaker = speaker
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        hb = decode_heartbeat(data)
+        if hb is not None and hb.node != self.speaker.node:
+            self.speaker.heard(hb)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("heartbeat socket: %s", exc)
+
+
+class Speaker:
+    def __init__(
+        self,
+        client: KubeClient,
+        options: SpeakerOptions,
+        metrics: SpeakerMetrics,
+        *,
+        open_socket: OpenSocket = PacketSocket.open,
+    ) -> None:
+        self.client = client
+        self.options = options
+        self.node = options.node
+        self.metrics = metrics
+        self.membership = Membership(
+            options.node, dead_after=options.dead_after, now=time.monotonic()
+        )
+        self.recorder = EventRecorder(client, component="lbctl-speaker", host=options.node)
+        self.dirty = asyncio.Event()
+        self.status_dirty = asyncio.Event()
+        self.announcer = Announcer(
+            options.announcer, metrics, on_change=self.status_dirty.set, open_socket=open_socket
+        )
+        selector = f"{LEASE_LABEL[0]}={LEASE_LABEL[1]}"
+        self.services = Informer(client, SERVICES)
+        self.nodes = Informer(client, NODES)
+        self.slices = Informer(client, ENDPOINTSLICES)
+        self.ads = Informer(client, L2ADVERTISEMENTS)
+        self.pools = Informer(client, IPPOOLS)
+        self.leases = Informer(client, LEASES, namespace=options.namespace, label_selector=selector)
+        self.slices.add_index("service", _slice_service)
+        for inf in (self.services, self.nodes, self.slices, self.ads, self.pools):
+            inf.add_handler(self._changed, lambda o, n: self._changed(n), self._changed)
+        self.leases.add_handler(
+            self._lease_seen, lambda o, n: self._lease_seen(n), self._lease_gone
+        )
+        self.plan: dict[str, Announcement] = {}
+        self._views: dict[str, ServiceView] = {}
+        self._live: frozenset[str] = frozenset()
+        self._transport: asyncio.DatagramTransport | None = None
+        self._written: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        """Service key -> (resourceVersion written against, conditions written)."""
+        self._announced_to: dict[str, str] = {}
+        """Service key -> the message of the last NodeAssigned Event sent."""
+        self._seq = 0
+        metrics.observe(
+            lambda: {
+                ip: self.plan[ip].services for ip in self.announcer.announced() if ip in self.plan
+            }
+        )
+
+    # -- informer callbacks ----------------------------------------------------------
+    def _changed(self, _obj: Mapping[str, Any]) -> None:
+        self.dirty.set()
+
+    def _lease_seen(self, obj: Mapping[str, Any]) -> None:
+        spec = obj.get("spec") or {}
+        node = str(spec.get("holderIdentity") or "")
+        if not node:
+            return
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        address = _address(str(annotations.get(ADDRESS_ANNOTATION) or ""))
+        fresh = True
+        renew, duration = spec.get("renewTime"), spec.get("leaseDurationSeconds")
+        if isinstance(renew, str) and isinstance(duration, int):
+            with contextlib.suppress(ValueError):
+                fresh = parse_micro_time(renew) + duration > time.time()
+        self.membership.lease(node, address, time.monotonic(), fresh=fresh)
+        self.dirty.set()
+
+    def _lease_gone(self, obj: Mapping[str, Any]) -> None:
+        node = str((obj.get("spec") or {}).get("holderIdentity") or "")
+        if node and node != self.node:
+            self.membership.lease_gone(node)
+            self.dirty.set()
+
+    def heard(self, hb: Heartbeat) -> None:
+        now = time.monotonic()
+        was = self.membership.is_live(hb.node, now)
+        if self.membership.heard(hb.node, now, bye=hb.bye) and (
+            was != self.membership.is_live(hb.node, now)
+        ):
+            self.dirty.set()
+
+    # -- run ---------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event) -> None:
+        informers = (self.services, self.nodes, self.slices, self.ads, self.pools, self.leases)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Heartbeats(self),
+            local_addr=(self.options.heartbeat_host, self.options.heartbeat_port),
+        )
+        self._transport = transport
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for inf in informers:
+                    tg.create_task(inf.run(stop))
+                tg.create_task(self.announcer.run(stop))
+                synced = tg.create_task(_all_synced(informers))
+                stopped = tg.create_task(stop.wait())
+                await asyncio.wait((synced, stopped), return_when=asyncio.FIRST_COMPLETED)
+                if stop.is_set():
+                    synced.cancel()
+                    return
+                tg.create_task(self._keep_lease(stop))
+                tg.create_task(self._send_heartbeats(stop))
+                tg.create_task(self._write_statuses(stop))
+                self._replan()
+                ready.set()
+                log.info("speaker ready on node %s", self.node)
+                await self._plan_loop(stop)
+        finally:
+            self._say_bye()
+            transport.close()
+
+    async def _plan_loop(self, stop: asyncio.Event) -> None:
+        tick = min(0.05, self.options.heartbeat_interval)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.dirty.wait(), tick)
+            live = self.membership.live(time.monotonic())
+            if self.dirty.is_set() or live != self._live:
+                self.dirty.clear()
+                self._replan()
+
+    def _replan(self) -> None:
+        now = time.monotonic()
+        self._live = self.membership.live(now)
+        nodes = {}
+        for obj in self.nodes.list():
+            n = NodeView.from_object(obj)
+            nodes[n.name] = n
+        ads = []
+        for obj in self.ads.list():
+            try:
+                ads.append(Advertisement.from_object(obj))
+            except ValueError as e:
+                log.warning(
+                    "L2Advertisement %s ignored: %s", (obj.get("metadata") or {}).get("name"), e
+                )
+        views = []
+        for obj in self.services.list():
+            v = ServiceView.from_object(obj, default_class=self.options.default_class)
+            if v is not None:
+                views.append(v)
+        ready = {v.key: ready_nodes(self.slices.by_index("service", v.key)) for v in views}
+        pool_labels = {
+            str((p.get("metadata") or {}).get("name")): dict(
+                (p.get("metadata") or {}).get("labels") or {}
+            )
+            for p in self.pools.list()
+        }
+        self.plan = plan(
+            views, ads=ads, nodes=nodes, live=self._live, ready=ready, pool_labels=pool_labels
+        )
+        by_key = {v.key: v for v in views}
+        self._views = by_key
+        wants = {}
+        for ip, a in self.plan.items():
+            if a.node != self.node:
+                continue
+            never = all(by_key[k].announced_by is None for k in a.services)
+            wants[ip] = Want(ip, a.interfaces, probe=never)
+        self.announcer.update(wants)
+        self.status_dirty.set()
+
+    # -- the Lease ---------------------------------------------------------------------
+    def _advertised(self) -> str:
+        o = self.options
+        if o.heartbeat_address:
+            host = o.heartbeat_address
+        elif o.heartbeat_host not in ("0.0.0.0", "::", ""):
+            host = o.heartbeat_host
+        else:
+            obj = self.nodes.get(self.node)
+            host = (NodeView.from_object(obj).internal_ip if obj else None) or ""
+        if not host:
+            return ""
+        return f"[{host}]:{o.heartbeat_port}" if ":" in host else f"{host}:{o.heartbeat_port}"
+
+    async def _keep_lease(self, stop: asyncio.Event) -> None:
+        name, ns = lease_name(self.node), self.options.namespace
+        duration = self.options.lease_duration
+        acquired = format_micro_time(time.time())
+        try:
+            while not stop.is_set():
+                address = self._advertised()
+                if not address:
+                    log.warning(
+                        "node %s has no InternalIP and speaker_heartbeat_address is not set: "
+                        "peers cannot hear this speaker",
+                        self.node,
+                    )
+                body: dict[str, Any] = {
+                    "metadata": {
+                        "name": name,
+                        "namespace": ns,
+                        "labels": {LEASE_LABEL[0]: LEASE_LABEL[1]},
+                        "annotations": {ADDRESS_ANNOTATION: address},
+                    },
+                    "spec": {
+                        "holderIdentity": self.node,
+                        "leaseDurationSeconds": max(1, round(duration)),
+                        "acquireTime": acquired,
+                        "renewTime": format_micro_time(time.time()),
+                    },
+                }
+                wait = duration / 3
+                try:
+                    current = self.leases.get(f"{ns}/{name}")
+                    if current is None:
+                        try:
+                            await self.client.create(LEASES, body, ns)
+                        except AlreadyExists:
+                            current = await self.client.get(LEASES, name, ns)
+                    if current is not None:
+                        meta = current.get("metadata") or {}
+                        body["metadata"]["resourceVersion"] = meta.get("resourceVersion")
+                        await self.client.replace(LEASES, body)
+                except (Conflict, NotFound):
+                    wait = min(1.0, wait)  # the cache is behind: again soon
+                except KubeError as e:
+                    log.warning("cannot renew Lease %s/%s: %s", ns, name, e)
+                    wait = min(1.0, wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+        finally:
+            with contextlib.suppress(KubeError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.client.delete(LEASES, name, ns)), 2.0)
+
+    # -- heartbeats ----------------------------------------------------------------------
+    def _send(self, hb: Heartbeat) -> None:
+        if self._transport is None:
+            return
+        data = encode_heartbeat(hb)
+        for _node, addr in self.membership.peers():
+            try:
+                self._transport.sendto(data, addr)
+            except OSError as e:
+                log.debug("heartbeat to %s: %s", addr, e)
+
+    async def _send_heartbeats(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._seq += 1
+            self._send(Heartbeat(self.node, self._seq))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.options.heartbeat_interval)
+
+    def _say_bye(self) -> None:
+        self._seq += 1
+        self._send(Heartbeat(self.node, self._seq, bye=True))
+
+    # -- Service status ----------------------------------------------------------------
+    def _wanted_conditions(self) -> dict[str, dict[str, tuple[str, str, str]]]:
+        """Service key -> condition type -> (status, reason, message) this node owes."""
+        announced = self.announcer.announced()
+        conflicts = self.announcer.conflicts()
+        out: dict[str, dict[str, tuple[str, str, str]]] = {}
+        for ip, a in self.plan.items():
+            if a.node != self.node:
+                continue
+            for key in a.services:
+                want = out.setdefault(key, {})
+                if ip in announced:
+                    want.setdefault(
+                        ANNOUNCED,
+                        ("True", "Announcing", announced_message(self.node, announced[ip])),
+                    )
+                elif ip in conflicts:
+                    mac, iface = conflicts[ip]
+                    want[CONFLICT] = (
+                        "True",
+                        "AddressInUse",
+                        f"{ip} is in use by another host ({mac} answered the probe on "
+                        f"{iface}, node {self.node}): not announced",
+                    )
+                    want.pop(ANNOUNCED, None)
+        for key, view in self._views.items():
+            # Announced by this node before, by nobody now: say so (the next owner, if
+            # any, writes its own name instead).
+            if view.announced_by == self.node and not any(ip in self.plan for ip in view.ips):
+                out.setdefault(key, {})[ANNOUNCED] = (
+                    "False",
+                    "NotAnnounced",
+                    f"no node announces {', '.join(view.ips)}: no ready endpoint, no live "
+                    "eligible speaker or no L2Advertisement covers it",
+                )
+        return out
+
+    async def _write_statuses(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            waiter = asyncio.create_task(self.status_dirty.wait())
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait((waiter, stopped), return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopped.cancel()
+            if stop.is_set():
+                return
+            self.status_dirty.clear()
+            again = False
+            for key, want in self._wanted_conditions().items():
+                obj = self.services.get(key)
+                if obj is None:
+                    continue
+                try:
+                    again |= await self._write_one(obj, want)
+                except KubeError as e:
+                    log.warning("%s: cannot write status: %s", key, e)
+                    again = True
+            if again:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                self.status_dirty.set()
+
+    async def _write_one(
+        self, obj: Mapping[str, Any], want: Mapping[str, tuple[str, str, str]]
+    ) -> bool:
+        """Write ``want`` into ``obj``'s conditions if they differ; True to try again."""
+        meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        rv = str(meta.get("resourceVersion") or "")
+        existing = [
+            c for c in ((obj.get("status") or {}).get("conditions") or []) if isinstance(c, dict)
+        ]
+        by_type = {c.get("type"): c for c in existing}
+        conditions = [c for c in existing if c.get("type") not in (ANNOUNCED, CONFLICT)]
+        changed: list[str] = []
+        for typ in (ANNOUNCED, CONFLICT):
+            old = by_type.get(typ)
+            if typ in want:
+                status, reason, message = want[typ]
+            elif typ == CONFLICT and old is not None and old.get("status") == "True":
+                status, reason, message = (
+                    "False",
+                    "NoConflict",
+                    f"no other host answered the probe (node {self.node})",
+                )
+            elif old is not None:
+                conditions.append(old)
+                continue
+            else:
+                continue
+            same = old is not None and (
+                old.get("status"),
+                old.get("reason"),
+                old.get("message"),
+            ) == (status, reason, message)
+            if same and old is not None:
+                conditions.append(old)
+                continue
+            keep_time = old is not None and old.get("status") == status
+            conditions.append(
+                {
+                    "type": typ,
+                    "status": status,
+                    "reason": reason,
+                    "message": message,
+                    "lastTransitionTime": (old or {}).get("lastTransitionTime")
+                    if keep_time
+                    else _now_rfc3339(),
+                    **(
+                        {"observedGeneration": meta["generation"]} if meta.get("generation") else {}
+                    ),
+                }
+            )
+            changed.append(typ)
+        if not changed:
+            return False
+        written = self._written.get(key)
+        if written is not None and written[0] == rv and written[1] == conditions:
+            return False  # written already; the cache has not caught up
+        try:
+            await self.client.patch(
+                SERVICES,
+                str(meta.get("name")),
+                {"metadata": {"resourceVersion": rv}, "status": {"conditions": conditions}},
+                str(meta.get("namespace")),
+                kind="merge",
+                subresource="status",
+            )
+        except Conflict:
+            return True
+        except NotFound:
+            return False
+        self._written[key] = (rv, conditions)
+        for typ in changed:
+            status, reason, message = next(
+                (c["status"], c["reason"], c["message"]) for c in conditions if c["type"] == typ
+            )
+            if typ == ANNOUNCED and status == "True" and self._announced_to.get(key) != message:
+                self._announced_to[key] = message
+                await self.recorder.emit(obj, "Normal", "NodeAssigned", message)
+            elif typ == CONFLICT and status == "True":
+                await self.recorder.emit(obj, "Warning", "IPConflict", message)
+        return False
+
+
+def _slice_service(obj: Mapping[str, Any]) -> list[str]:
+    meta = obj.get("metadata") or {}
+    svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return [f"{meta.get('namespace')}/{svc}"] if svc else []
+
+
+async def _all_synced(informers: tuple[Informer, ...]) -> None:
+    for inf in informers:
+        await inf.has_synced.wait()
+
+
+async def run_speaker(
+    client: KubeClient,
+    options: SpeakerOptions,
+    *,
+    metrics: Metrics,
+    stop: asyncio.Event,
+    ready: asyncio.Event,
+    open_socket: OpenSocket = PacketSocket.open,
+) -> None:
+    """Run one speaker until ``stop``; ``ready`` is set once its caches are synced.
+    ``open_socket``: how an interface is opened (tests pass a stand-in)."""
+    speaker = Speaker(
+        client, options, SpeakerMetrics(metrics, options.node), open_socket=open_socket
+    )
+    await speaker.run(stop, ready)
