@@ -1,7 +1,10 @@
 """deploy/ on the real kube-apiserver: every kustomization applies (server-side dry run,
 then for real); the controller runs as its ServiceAccount, bound only by deploy/'s RBAC,
 completes its flows and is denied what it must not do; two controllers elect one
-leader, and after kill -9 the other takes over within the lease duration."""
+leader, and after kill -9 the other takes over within the lease duration. The L2
+speaker's DaemonSet is locked down, admitted by Pod Security and Priority admission,
+holds exactly its RBAC rights, and runs as its ServiceAccount with CAP_NET_RAW alone:
+its Lease appears, a Service gets L2Announced and a neighbour's ARP request is answered."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,39 +86,13 @@ async def namespace(admin: KubeClient) -> str:
     return name
 
 
-class Controller:
-    """``lbctl controller`` as a process, logging to a file."""
+class LoggedProcess:
+    """A child process writing stdout and stderr to ``log``; SIGTERM, then SIGKILL, to stop."""
 
-    def __init__(self, kubeconfig: Path, log: Path, **settings: str) -> None:
-        self.port = free_port()
+    def __init__(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LBCTL_", "AWS_"))}
-        env.update(
-            LBCTL_METRICS_LISTEN=f"127.0.0.1:{self.port}",
-            LBCTL_LEASE_NAMESPACE=NAMESPACE,
-            LBCTL_LEASE_DURATION_SECONDS="4",
-            LBCTL_RENEW_DEADLINE_SECONDS="3",
-            LBCTL_RETRY_PERIOD_SECONDS="0.5",
-            LBCTL_PROVIDER="memory",
-        )
-        env.update(
-            {k if k.startswith("AWS_") else f"LBCTL_{k.upper()}": v for k, v in settings.items()}
-        )
         self._out = log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lbctl", "controller", "--kubeconfig", str(kubeconfig)],
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-        )
-
-    def provider_calls(self) -> float:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-                text = r.read().decode()
-        except OSError:
-            return -1.0
-        return sum(float(v) for v in PROVIDER_CALLS.findall(text))
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._out, stderr=subprocess.STDOUT)
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
@@ -128,6 +106,38 @@ class Controller:
                 self.proc.kill()
                 self.proc.wait()
         self._out.close()
+
+
+class Controller(LoggedProcess):
+    """``lbctl controller`` as a process, logging to a file."""
+
+    def __init__(self, kubeconfig: Path, log: Path, **settings: str) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LBCTL_", "AWS_"))}
+        env.update(
+            LBCTL_METRICS_LISTEN=f"127.0.0.1:{self.port}",
+            LBCTL_LEASE_NAMESPACE=NAMESPACE,
+            LBCTL_LEASE_DURATION_SECONDS="4",
+            LBCTL_RENEW_DEADLINE_SECONDS="3",
+            LBCTL_RETRY_PERIOD_SECONDS="0.5",
+            LBCTL_PROVIDER="memory",
+        )
+        env.update(
+            {k if k.startswith("AWS_") else f"LBCTL_{k.upper()}": v for k, v in settings.items()}
+        )
+        super().__init__(
+            [sys.executable, "-m", "lbctl", "controller", "--kubeconfig", str(kubeconfig)],
+            env,
+            log,
+        )
+
+    def provider_calls(self) -> float:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return -1.0
+        return sum(float(v) for v in PROVIDER_CALLS.findall(text))
 
 
 @pytest.fixture
@@ -371,8 +381,13 @@ async def test_the_baremetal_controller_works_as_its_service_account(
     await admin.create(SERVICES, lb_service("vip", "lbctl.io/baremetal"), namespace)
     got = await wait_for_async(lambda: ingress(admin, namespace, "vip"), what="a VIP", timeout=60)
     assert got["ip"].startswith("198.51.100.") and got.get("ipMode") == "VIP"
-    svc = await admin.get(SERVICES, "vip", namespace)
-    assert svc["metadata"]["annotations"]["lbctl.io/ip-allocated-from-pool"] == pool
+
+    async def pool_annotation() -> str | None:  # written just after the status
+        svc = await admin.get(SERVICES, "vip", namespace)
+        annotations = svc["metadata"].get("annotations") or {}
+        return annotations.get("lbctl.io/ip-allocated-from-pool")
+
+    assert await wait_for_async(pool_annotation, what="the pool annotation") == pool
 
     async def status_written() -> dict[str, Any] | None:
         status = (await admin.get(pools, pool)).get("status") or {}
@@ -381,3 +396,388 @@ async def test_the_baremetal_controller_works_as_its_service_account(
     status = await wait_for_async(status_written, what="IPPool status", timeout=30)
     assert status["availableIPv4"] == 7
     assert "forbidden" not in controller.logs().lower(), controller.logs()[-3000:]
+
+
+# --- the L2 speaker (deploy/overlays/baremetal) -------------------------------------
+
+BAREMETAL = DEPLOY / "overlays" / "baremetal"
+SPEAKER = f"system:serviceaccount:{NAMESPACE}:lbctl-speaker"
+
+
+def apply_baremetal(kube: RealKube) -> None:
+    """The baremetal overlay applied for real (its CRDs established first)."""
+    kubectl(kube, "apply", "-k", str(DEPLOY / "crds"))
+    kubectl(kube, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    kubectl(kube, "apply", "-k", str(BAREMETAL))
+
+
+def kubectl_run(kube: RealKube, *args: str) -> subprocess.CompletedProcess[str]:
+    """A kubectl command that may fail, as admin."""
+    assert kube.kubectl is not None
+    return subprocess.run(
+        [str(kube.kubectl), "--kubeconfig", str(kube.kubeconfig), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def speaker_daemonset(kube: RealKube) -> dict[str, Any]:
+    docs = [d for d in yaml.safe_load_all(kubectl(kube, "kustomize", str(BAREMETAL))) if d]
+    (daemonset,) = [d for d in docs if d["kind"] == "DaemonSet"]
+    return dict(daemonset)
+
+
+def speaker_pod(daemonset: dict[str, Any], namespace: str, node: str) -> dict[str, Any]:
+    """The Pod the DaemonSet controller would make on ``node`` (no controller runs here)."""
+    template = daemonset["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"lbctl-speaker-{node}",
+            "namespace": namespace,
+            **template["metadata"],
+        },
+        "spec": {**template["spec"], "nodeName": node},
+    }
+
+
+def test_the_speaker_daemonset_is_locked_down(real_kube: RealKube) -> None:
+    ds = speaker_daemonset(real_kube)
+    assert ds["metadata"]["namespace"] == NAMESPACE
+    pod = ds["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["serviceAccountName"] == "lbctl-speaker"
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod["terminationGracePeriodSeconds"] <= 10, "its Lease is deleted on SIGTERM"
+    assert ds["spec"]["updateStrategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 1},
+    }
+    # Least privilege: NET_RAW and nothing else; no escalation; nothing writable.
+    sc = container["securityContext"]
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert not sc.get("privileged")
+    assert not any(p.get("hostPath") for p in pod.get("volumes", []))
+    assert not (pod.get("hostPID") or pod.get("hostIPC"))
+    # Control-plane nodes, and no blanket toleration of NoExecute (or of everything).
+    tolerations = {(t["key"], t["operator"], t["effect"]) for t in pod["tolerations"]}
+    assert ("node-role.kubernetes.io/control-plane", "Exists", "NoSchedule") in tolerations
+    assert ("node-role.kubernetes.io/master", "Exists", "NoSchedule") in tolerations
+    assert all(t.get("key") and t.get("effect") != "NoExecute" for t in pod["tolerations"])
+    # The same image as the controller, run as `lbctl speaker --node-name <node>`.
+    base = list(yaml.safe_load_all(kubectl(real_kube, "kustomize", str(DEPLOY / "base"))))
+    (deployment,) = [d for d in base if d and d["kind"] == "Deployment"]
+    assert container["image"] == deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert [*container.get("command", []), *container["args"]] == [
+        "lbctl", "speaker", "--node-name", "$(NODE_NAME)"
+    ]  # fmt: skip
+    env = {e["name"]: e for e in container["env"]}
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert env["NODE_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
+    namespace_ref = env["LBCTL_SPEAKER_NAMESPACE"]["valueFrom"]["fieldRef"]
+    assert namespace_ref["fieldPath"] == "metadata.namespace"
+    assert env["LBCTL_SPEAKER_HEARTBEAT_LISTEN"]["value"] == "$(NODE_IP):7946"
+    assert env["LBCTL_METRICS_LISTEN"]["value"] == "$(NODE_IP):7473"
+    assert env["LBCTL_LOG_FORMAT"]["value"] == "json"
+    # Kubernetes expands $(VAR) only from variables defined earlier in the list.
+    names = [e["name"] for e in container["env"]]
+    assert names.index("NODE_IP") < names.index("LBCTL_SPEAKER_HEARTBEAT_LISTEN")
+    ports = {p["name"]: (p["containerPort"], p.get("protocol", "TCP")) for p in container["ports"]}
+    assert ports == {"heartbeat": (7946, "UDP"), "metrics": (7473, "TCP")}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["resources"]["limits"]["memory"]
+    assert container["resources"]["requests"]["cpu"]
+
+
+async def test_the_speaker_pods_are_admitted_only_where_pod_security_allows_them(
+    real_kube: RealKube, admin: KubeClient, tmp_path: Path
+) -> None:
+    """No DaemonSet controller runs here, so a server-side dry run of the Pod it would
+    create puts the pod template through Pod admission: Pod Security (the overlay labels
+    lbctl-system privileged: hostNetwork and NET_RAW are beyond "baseline") and Priority
+    (system-node-critical outside kube-system)."""
+    apply_baremetal(real_kube)
+    ns = await admin.get(Resource("", "v1", "namespaces", False, "Namespace"), NAMESPACE)
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    ds = speaker_daemonset(real_kube)
+    pod_file = tmp_path / "pod.yaml"
+    pod_file.write_text(yaml.safe_dump(speaker_pod(ds, NAMESPACE, "node-a")))
+    created = json.loads(
+        kubectl(real_kube, "create", "--dry-run=server", "-f", str(pod_file), "-o", "json")
+    )
+    assert created["spec"]["priorityClassName"] == "system-node-critical"
+    assert created["spec"]["priority"] == 2000001000
+    assert created["spec"]["containers"][0]["ports"][0]["hostPort"] == 7946
+
+    # Where the level is "baseline" (a common cluster default) the same Pod is refused.
+    baseline = f"baseline-{secrets.token_hex(4)}"
+    await admin.create(
+        Resource("", "v1", "namespaces", False, "Namespace"),
+        {"metadata": {"name": baseline, "labels": {
+            "pod-security.kubernetes.io/enforce": "baseline"}}},
+    )  # fmt: skip
+    pod_file.write_text(yaml.safe_dump(speaker_pod(ds, baseline, "node-a")))
+    refused = kubectl_run(real_kube, "create", "--dry-run=server", "-f", str(pod_file))
+    assert refused.returncode != 0
+    assert 'violates PodSecurity "baseline:latest"' in refused.stderr, refused.stderr
+    assert "hostNetwork=true" in refused.stderr and "NET_RAW" in refused.stderr, refused.stderr
+
+
+def can_i(kube: RealKube, verb: str, resource: str, *where: str) -> bool:
+    """``kubectl auth can-i`` as the speaker's ServiceAccount: yes or no, nothing else."""
+    done = kubectl_run(kube, "auth", "can-i", verb, resource, f"--as={SPEAKER}", *where)
+    answer = done.stdout.strip()
+    assert answer in ("yes", "no"), f"can-i {verb} {resource} {where}: {done.stderr}"
+    assert (answer == "yes") == (done.returncode == 0), done
+    return answer == "yes"
+
+
+SPEAKER_MAY = [
+    ("list", "services", "-A"),
+    ("watch", "services", "-A"),
+    ("patch", "services", "--subresource=status", "-n", "default"),
+    ("list", "endpointslices.discovery.k8s.io", "-A"),
+    ("watch", "endpointslices.discovery.k8s.io", "-A"),
+    ("list", "nodes"),
+    ("watch", "nodes"),
+    ("list", "ippools.lbctl.io"),
+    ("watch", "ippools.lbctl.io"),
+    ("list", "l2advertisements.lbctl.io"),
+    ("watch", "l2advertisements.lbctl.io"),
+    ("create", "events", "-n", "default"),
+    ("patch", "events", "-n", "default"),
+    *[(verb, "leases.coordination.k8s.io", "-n", NAMESPACE) for verb in
+      ("get", "list", "watch", "create", "update", "delete")],
+]  # fmt: skip
+
+SPEAKER_MAY_NOT = [
+    ("get", "secrets", "-n", NAMESPACE),
+    ("list", "secrets", "-A"),
+    ("delete", "services", "-n", "default"),
+    ("patch", "services", "-n", "default"),
+    ("update", "services", "-n", "default"),
+    ("create", "services", "-n", "default"),
+    ("update", "services", "--subresource=status", "-n", "default"),
+    ("update", "nodes"),
+    ("patch", "nodes"),
+    ("delete", "nodes"),
+    ("create", "endpointslices.discovery.k8s.io", "-n", "default"),
+    ("patch", "ippools.lbctl.io"),
+    ("patch", "ippools.lbctl.io", "--subresource=status"),
+    ("create", "l2advertisements.lbctl.io"),
+    ("delete", "events", "-n", "default"),
+    ("create", "leases.coordination.k8s.io", "-n", "kube-system"),
+    ("create", "leases.coordination.k8s.io", "-n", "default"),
+    ("update", "leases.coordination.k8s.io", "-n", "kube-system"),
+    ("delete", "leases.coordination.k8s.io", "-n", "default"),
+    ("create", "pods", "-n", NAMESPACE),
+    ("create", "serviceaccounts", "--subresource=token", "-n", NAMESPACE),
+]
+
+
+def test_the_speaker_service_account_may_do_what_it_needs_and_no_more(
+    real_kube: RealKube,
+) -> None:
+    apply_baremetal(real_kube)
+    denied = [" ".join(c) for c in SPEAKER_MAY if not can_i(real_kube, *c)]
+    allowed = [" ".join(c) for c in SPEAKER_MAY_NOT if can_i(real_kube, *c)]
+    assert denied == [], f"the speaker needs: {denied}"
+    assert allowed == [], f"the speaker must not: {allowed}"
+
+
+# --- the speaker as its ServiceAccount, on a real link ------------------------------
+
+IPPOOLS = Resource("lbctl.io", "v1alpha1", "ippools", False, "IPPool")
+L2ADS = Resource("lbctl.io", "v1alpha1", "l2advertisements", False, "L2Advertisement")
+ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", True, "EndpointSlice")
+CAP_NET_RAW = 13
+VIP = "203.0.113.10"
+"""TEST-NET-3: the link below lives in a network namespace of its own, so nothing of it
+can clash with the host's networks (192.0.2.0/24 may be the host's own, as in CI)."""
+
+
+def speaker_command_exists() -> bool:
+    done = subprocess.run(
+        [sys.executable, "-m", "lbctl", "speaker", "--help"],
+        check=False,
+        capture_output=True,
+        timeout=60,
+    )
+    return done.returncode == 0
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def l2_link() -> Iterator[tuple[str, str, str]]:
+    """A veth pair: one end in this network namespace, no address (where the speaker
+    answers, as on a node's NIC); its peer, 203.0.113.2/24, in a new network namespace (a
+    neighbour on the same link). Yields (this end, the namespace, the peer)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: a network namespace, a veth pair and a packet socket")
+    if not (shutil.which("ip") and shutil.which("setpriv") and shutil.which("arping")):
+        pytest.skip("needs ip (iproute2), setpriv (util-linux) and arping (iputils)")
+    tag = secrets.token_hex(3)
+    here, there, netns = f"lbs{tag}", f"lbp{tag}", f"lbctl-test-{tag}"
+    ip("netns", "add", netns)
+    try:
+        ip("link", "add", here, "type", "veth", "peer", "name", there, "netns", netns)
+        ip("link", "set", here, "up")
+        ip("-n", netns, "addr", "add", "203.0.113.2/24", "dev", there)
+        ip("-n", netns, "link", "set", there, "up")
+        yield here, netns, there
+    finally:
+        subprocess.run(["ip", "link", "del", here], check=False, capture_output=True)
+        subprocess.run(["ip", "netns", "del", netns], check=False, capture_output=True)
+
+
+class Speaker(LoggedProcess):
+    """``lbctl speaker`` as a process with what its container has: uid 0, CAP_NET_RAW
+    alone (every other capability out of the bounding set), no new privileges."""
+
+    def __init__(self, kubeconfig: Path, node: str, interface: str, log: Path) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LBCTL_")}
+        env.update(
+            LBCTL_SPEAKER_NAMESPACE=NAMESPACE,
+            LBCTL_SPEAKER_HEARTBEAT_LISTEN=f"127.0.0.1:{free_port()}",
+            LBCTL_METRICS_LISTEN=f"127.0.0.1:{self.port}",
+            LBCTL_SPEAKER_INTERFACES=interface,
+        )
+        super().__init__(
+            [
+                "setpriv", "--bounding-set=-all,+net_raw", "--inh-caps=-all", "--no-new-privs",
+                sys.executable, "-m", "lbctl", "speaker",
+                "--kubeconfig", str(kubeconfig), "--node-name", node,
+            ],
+            env,
+            log,
+        )  # fmt: skip
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5) as r:
+                return bool(r.status == 200)
+        except OSError:
+            assert self.proc.poll() is None, self.logs()[-3000:]
+            return False
+
+    def capabilities(self) -> int:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        (effective,) = re.findall(r"^CapEff:\s*([0-9a-f]+)$", status, re.M)
+        return int(effective, 16)
+
+
+@pytest.fixture
+def speakers() -> Iterator[list[Speaker]]:
+    started: list[Speaker] = []
+    yield started
+    for s in started:
+        s.stop()
+
+
+async def test_the_speaker_announces_as_its_service_account_with_net_raw_alone(
+    real_kube: RealKube,
+    admin: KubeClient,
+    namespace: str,
+    l2_link: tuple[str, str, str],
+    speakers: list[Speaker],
+    tmp_path: Path,
+) -> None:
+    if not speaker_command_exists():
+        pytest.skip("lbctl speaker is not there yet")
+    here, netns, there = l2_link
+    apply_baremetal(real_kube)
+    node, pool = f"speaker-{namespace}", f"l2-{namespace}"
+    await admin.create(NODES, {"metadata": {"name": node, "labels": {"lbctl.io/test": node}}})
+    await admin.create(
+        IPPOOLS,
+        {
+            "metadata": {"name": pool},
+            "spec": {"addresses": ["203.0.113.8/29"], "autoAssign": False},
+        },
+    )
+    await admin.create(
+        L2ADS,
+        {
+            "metadata": {"name": pool},
+            "spec": {
+                "ipPools": [pool],
+                "nodeSelectors": [{"matchLabels": {"lbctl.io/test": node}}],
+            },
+        },
+    )
+    # What the baremetal controller would have written: the address, from the pool.
+    svc = lb_service("vip", "lbctl.io/baremetal")
+    svc["metadata"]["annotations"] = {"lbctl.io/ip-allocated-from-pool": pool}
+    await admin.create(SERVICES, svc, namespace)
+    await admin.patch(
+        SERVICES,
+        "vip",
+        {"status": {"loadBalancer": {"ingress": [{"ip": VIP, "ipMode": "VIP"}]}}},
+        namespace,
+        subresource="status",
+    )
+    await admin.create(ENDPOINTSLICES, {
+        "metadata": {"name": "vip-1", "labels": {"kubernetes.io/service-name": "vip"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.7"], "conditions": {"ready": True},
+                       "nodeName": node}],
+        "ports": [{"port": 80, "protocol": "TCP"}],
+    }, namespace)  # fmt: skip
+
+    kubeconfig = service_account_kubeconfig(real_kube, "lbctl-speaker", tmp_path)
+    speaker = Speaker(kubeconfig, node, here, tmp_path / "speaker.log")
+    speakers.append(speaker)
+    wait_for(speaker.ready, what="the speaker's /readyz", timeout=60, every=0.2)
+    assert speaker.capabilities() == 1 << CAP_NET_RAW, "what the container keeps"
+
+    async def own_lease() -> dict[str, Any] | None:
+        try:
+            return await admin.get(LEASES, f"lbctl-speaker-{node}", NAMESPACE)
+        except NotFound:
+            return None
+
+    lease = await wait_for_async(own_lease, what="the speaker's Lease", timeout=30)
+    assert lease["spec"]["holderIdentity"] == node
+
+    async def announced() -> dict[str, Any] | None:
+        status = (await admin.get(SERVICES, "vip", namespace)).get("status") or {}
+        for c in status.get("conditions") or []:
+            if c["type"] == "L2Announced" and c["status"] == "True":
+                return dict(c)
+        return None
+
+    condition = await wait_for_async(announced, what="L2Announced", timeout=30)
+    assert node in condition["message"] and here in condition["message"], condition
+
+    # A neighbour on the link asks who has the VIP: the speaker answers, with its MAC.
+    mac = (Path("/sys/class/net") / here / "address").read_text().strip().lower()
+    asked = subprocess.run(
+        ["ip", "netns", "exec", netns, "arping", "-c", "3", "-w", "5", "-I", there, VIP],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    assert mac in asked.stdout.lower(), asked.stdout
+
+    events, _ = await admin.list(Resource("", "v1", "events", True, "Event"), namespace)
+    assert any(e["reason"] == "NodeAssigned" for e in events), "Events are allowed"
+
+    # SIGTERM: the speaker deletes its Lease on the way out (its peers take over at once).
+    speaker.stop()
+    assert speaker.proc.returncode == 0, speaker.logs()[-3000:]
+    assert await own_lease() is None
+    assert "forbidden" not in speaker.logs().lower(), speaker.logs()[-3000:]
