@@ -42,6 +42,7 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Final
 
+from lbctl.speaker.packets import ETH_P_ARP, ETH_P_IPV6
 from lbctl.speaker.responder import Interface
 
 __all__ = [
@@ -56,9 +57,6 @@ __all__ = [
     "receive",
     "usable",
 ]
-
-ETH_P_ARP: Final = 0x0806
-ETH_P_IPV6: Final = 0x86DD
 
 SOL_PACKET: Final = 263
 PACKET_ADD_MEMBERSHIP: Final = 1
