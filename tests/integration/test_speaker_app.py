@@ -33,8 +33,10 @@ from lbctl.kube.client import (
 from lbctl.kube.errors import NotFound
 from lbctl.speaker import packets
 from lbctl.speaker.announcer import AnnouncerConfig
-from lbctl.speaker.app import SpeakerOptions, lease_name, run_speaker
+from lbctl.speaker.app import Speaker, SpeakerOptions, lease_name
 from lbctl.speaker.election import elect
+from lbctl.speaker.membership import Heartbeat
+from lbctl.speaker.metrics import SpeakerMetrics
 from lbctl.speaker.responder import Interface
 from lbctl.telemetry import Metrics
 from lbctl.testing import embedded_apiserver, wait_for_async
@@ -104,6 +106,7 @@ class Node:
     task: asyncio.Task[None] | None = None
     client: KubeClient | None = None
     on_send: Callable[[bytes], None] = lambda frame: None
+    speaker: Speaker | None = None
 
     def open(self, name: str) -> FakeWire:
         self.wire = FakeWire(name, self.mac)
@@ -138,11 +141,10 @@ async def start(kubeconfig: Path, node: Node) -> None:
         ),
     )  # fmt: skip
     ready = asyncio.Event()
-    node.task = asyncio.create_task(
-        run_speaker(
-            node.client, opts, metrics=Metrics(), stop=node.stop, ready=ready, open_socket=node.open
-        )
+    node.speaker = Speaker(
+        node.client, opts, SpeakerMetrics(Metrics(), node.name), open_socket=node.open
     )
+    node.task = asyncio.create_task(node.speaker.run(node.stop, ready))
     waiter = asyncio.create_task(ready.wait())
     await asyncio.wait((waiter, node.task), timeout=20, return_when=asyncio.FIRST_COMPLETED)
     if node.task.done():
@@ -430,3 +432,56 @@ async def test_without_a_ready_endpoint_nothing_is_announced_and_the_status_says
         assert len(replies(wire, ip)) == 0
     finally:
         await halt(node)
+
+
+async def test_after_a_partition_heals_one_node_announces_within_the_detection_time(
+    kube: tuple[KubeClient, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the speakers cannot hear each other both announce (as MetalLB's memberlist:
+    giving the IP up would blackhole both sides); once they hear each other again, the
+    loser stops answering within dead_after (0.3 s here) plus a planner tick."""
+    client, kubeconfig = kube
+    nodes = {n: Node(n, bytes.fromhex(f"02000000000{i}")) for i, n in enumerate(("n1", "n2"), 1)}
+    for n in nodes:
+        await make_node(client, n)
+    ip = "198.51.100.40"
+    await make_service(client, "split", ip)
+    for speaker in nodes.values():
+        await start(kubeconfig, speaker)
+    try:
+        winner = elect(ip, nodes)
+        assert winner is not None
+        loser = next(n for n in nodes if n != winner)
+        w, lo = nodes[winner].speaker, nodes[loser].speaker
+        assert w is not None and lo is not None
+
+        async def owns(s: Speaker) -> bool:
+            return ip in s.announcer.announced()
+
+        await wait_for_async(lambda: owns(w), timeout=10, what="the winner announcing")
+        assert not await owns(lo)
+        # Partition: the winner's heartbeats no longer reach the loser.
+        real_send = w._send
+
+        def lost(hb: Heartbeat) -> None:
+            return None
+
+        monkeypatch.setattr(w, "_send", lost)
+        await wait_for_async(lambda: owns(lo), timeout=5, what="the loser taking over")
+        assert await owns(w)  # both, for the partition's duration
+        # Healed.
+        monkeypatch.setattr(w, "_send", real_send)
+        healed = asyncio.get_running_loop().time()
+
+        async def loser_quiet() -> bool:
+            return not await owns(lo)
+
+        await wait_for_async(loser_quiet, timeout=5, every=0.01, what="the loser letting go")
+        took = asyncio.get_running_loop().time() - healed
+        assert took < 0.3 + 0.5, f"two announcers for {took:.2f} s after the partition healed"
+        assert await owns(w)
+        wire = nodes[loser].wire
+        assert wire is not None and wire.closed  # it answers nothing any more
+    finally:
+        for speaker in nodes.values():
+            await halt(speaker)
