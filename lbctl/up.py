@@ -270,7 +270,7 @@ async def _serve_with(
                 print(
                     f"lbctl up: {pools} IPPool/L2Advertisement examples applied; the L2 speaker "
                     "is not started (it needs root and an interface): addresses are "
-                    "assigned, not announced",
+                    "assigned, not announced (run `lbctl speaker` per node, docs/speaker.md)",
                     file=out,
                     flush=True,
                 )
