@@ -241,11 +241,12 @@ class Settings(BaseSettings):
         ),
     )
     speaker_namespace: str = Field(
-        default="lbctl-system",
+        default="lbctl-speaker",
         pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
         description=(
             "Namespace of the speakers' Leases (one per speaker, lbctl-speaker-<node>). "
-            "Default lbctl-system, where deploy/ runs the DaemonSet and its Role allows them."
+            "Default lbctl-speaker, where deploy/ runs the DaemonSet: its Role over Leases "
+            "then reaches no other Lease."
         ),
     )
     speaker_interfaces: Annotated[list[str], NoDecode] = Field(

@@ -72,7 +72,7 @@ def lease_name(node: str) -> str:
 @dataclass(frozen=True, slots=True)
 class SpeakerOptions:
     node: str
-    namespace: str = "lbctl-system"
+    namespace: str = "lbctl-speaker"
     default_class: bool = False
     heartbeat_host: str = "0.0.0.0"
     heartbeat_port: int = 7946

@@ -768,7 +768,7 @@ NODE_ADDRESSES: Final = {
     "n2": ("192.0.2.12", "2001:db8::12"),
     "n3": ("192.0.2.13", "2001:db8::13"),
 }
-SPEAKER_NAMESPACE: Final = "lbctl-system"
+SPEAKER_NAMESPACE: Final = "lbctl-speaker"
 SERVICE_NAMESPACE: Final = "default"
 LB_CLASS: Final = "lbctl.io/baremetal"
 

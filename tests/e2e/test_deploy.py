@@ -64,9 +64,11 @@ def deployed(real_kube: RealKube) -> RealKube:
     return real_kube
 
 
-def service_account_kubeconfig(kube: RealKube, name: str, where: Path) -> Path:
+def service_account_kubeconfig(
+    kube: RealKube, name: str, where: Path, namespace: str = NAMESPACE
+) -> Path:
     """A kubeconfig holding a real ServiceAccount token (TokenRequest API)."""
-    token = kubectl(kube, "create", "token", name, "-n", NAMESPACE, "--duration", "1h").strip()
+    token = kubectl(kube, "create", "token", name, "-n", namespace, "--duration", "1h").strip()
     return kube.kubeconfig_for(token, where / f"{name}.kubeconfig")
 
 
@@ -401,7 +403,8 @@ async def test_the_baremetal_controller_works_as_its_service_account(
 # --- the L2 speaker (deploy/overlays/baremetal) -------------------------------------
 
 BAREMETAL = DEPLOY / "overlays" / "baremetal"
-SPEAKER = f"system:serviceaccount:{NAMESPACE}:lbctl-speaker"
+SPEAKER_NAMESPACE = "lbctl-speaker"
+SPEAKER = f"system:serviceaccount:{SPEAKER_NAMESPACE}:lbctl-speaker"
 
 
 def apply_baremetal(kube: RealKube) -> None:
@@ -446,7 +449,7 @@ def speaker_pod(daemonset: dict[str, Any], namespace: str, node: str) -> dict[st
 
 def test_the_speaker_daemonset_is_locked_down(real_kube: RealKube) -> None:
     ds = speaker_daemonset(real_kube)
-    assert ds["metadata"]["namespace"] == NAMESPACE
+    assert ds["metadata"]["namespace"] == SPEAKER_NAMESPACE
     pod = ds["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert pod["serviceAccountName"] == "lbctl-speaker"
@@ -502,14 +505,18 @@ async def test_the_speaker_pods_are_admitted_only_where_pod_security_allows_them
 ) -> None:
     """No DaemonSet controller runs here, so a server-side dry run of the Pod it would
     create puts the pod template through Pod admission: Pod Security (the overlay labels
-    lbctl-system privileged: hostNetwork and NET_RAW are beyond "baseline") and Priority
-    (system-node-critical outside kube-system)."""
+    lbctl-speaker, and only it, privileged: hostNetwork and NET_RAW are beyond "baseline")
+    and Priority (system-node-critical outside kube-system)."""
     apply_baremetal(real_kube)
-    ns = await admin.get(Resource("", "v1", "namespaces", False, "Namespace"), NAMESPACE)
+    namespaces = Resource("", "v1", "namespaces", False, "Namespace")
+    ns = await admin.get(namespaces, SPEAKER_NAMESPACE)
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    controller_ns = await admin.get(namespaces, NAMESPACE)
+    labels = controller_ns["metadata"].get("labels") or {}
+    assert "pod-security.kubernetes.io/enforce" not in labels  # the controller's: untouched
     ds = speaker_daemonset(real_kube)
     pod_file = tmp_path / "pod.yaml"
-    pod_file.write_text(yaml.safe_dump(speaker_pod(ds, NAMESPACE, "node-a")))
+    pod_file.write_text(yaml.safe_dump(speaker_pod(ds, SPEAKER_NAMESPACE, "node-a")))
     created = json.loads(
         kubectl(real_kube, "create", "--dry-run=server", "-f", str(pod_file), "-o", "json")
     )
@@ -554,11 +561,12 @@ SPEAKER_MAY = [
     ("watch", "l2advertisements.lbctl.io"),
     ("create", "events", "-n", "default"),
     ("patch", "events", "-n", "default"),
-    *[(verb, "leases.coordination.k8s.io", "-n", NAMESPACE) for verb in
+    *[(verb, "leases.coordination.k8s.io", "-n", SPEAKER_NAMESPACE) for verb in
       ("get", "list", "watch", "create", "update", "delete")],
 ]  # fmt: skip
 
 SPEAKER_MAY_NOT = [
+    ("get", "secrets", "-n", SPEAKER_NAMESPACE),
     ("get", "secrets", "-n", NAMESPACE),
     ("list", "secrets", "-A"),
     ("delete", "services", "-n", "default"),
@@ -578,8 +586,13 @@ SPEAKER_MAY_NOT = [
     ("create", "leases.coordination.k8s.io", "-n", "default"),
     ("update", "leases.coordination.k8s.io", "-n", "kube-system"),
     ("delete", "leases.coordination.k8s.io", "-n", "default"),
+    # The controller's leader-election Lease lives in lbctl-system: out of reach.
+    ("update", "leases.coordination.k8s.io", "-n", NAMESPACE),
+    ("delete", "leases.coordination.k8s.io", "-n", NAMESPACE),
+    ("create", "pods", "-n", SPEAKER_NAMESPACE),
     ("create", "pods", "-n", NAMESPACE),
     ("create", "serviceaccounts", "--subresource=token", "-n", NAMESPACE),
+    ("create", "serviceaccounts", "--subresource=token", "-n", SPEAKER_NAMESPACE),
 ]
 
 
@@ -649,7 +662,7 @@ class Speaker(LoggedProcess):
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("LBCTL_")}
         env.update(
-            LBCTL_SPEAKER_NAMESPACE=NAMESPACE,
+            LBCTL_SPEAKER_NAMESPACE=SPEAKER_NAMESPACE,
             LBCTL_SPEAKER_HEARTBEAT_LISTEN=f"127.0.0.1:{free_port()}",
             LBCTL_METRICS_LISTEN=f"127.0.0.1:{self.port}",
             LBCTL_SPEAKER_INTERFACES=interface,
@@ -736,7 +749,7 @@ async def test_the_speaker_announces_as_its_service_account_with_net_raw_alone(
         "ports": [{"port": 80, "protocol": "TCP"}],
     }, namespace)  # fmt: skip
 
-    kubeconfig = service_account_kubeconfig(real_kube, "lbctl-speaker", tmp_path)
+    kubeconfig = service_account_kubeconfig(real_kube, "lbctl-speaker", tmp_path, SPEAKER_NAMESPACE)
     speaker = Speaker(kubeconfig, node, here, tmp_path / "speaker.log")
     speakers.append(speaker)
     wait_for(speaker.ready, what="the speaker's /readyz", timeout=60, every=0.2)
@@ -744,7 +757,7 @@ async def test_the_speaker_announces_as_its_service_account_with_net_raw_alone(
 
     async def own_lease() -> dict[str, Any] | None:
         try:
-            return await admin.get(LEASES, f"lbctl-speaker-{node}", NAMESPACE)
+            return await admin.get(LEASES, f"lbctl-speaker-{node}", SPEAKER_NAMESPACE)
         except NotFound:
             return None
 

@@ -43,7 +43,7 @@ from lbctl.testing import embedded_apiserver, wait_for_async
 
 JSON = dict[str, Any]
 L2ADS = Resource("lbctl.io", "v1alpha1", "l2advertisements", False, "L2Advertisement")
-NS = "lbctl-system"
+NS = "lbctl-speaker"
 CLIENT_MAC = bytes.fromhex("02aa00000001")
 OTHER_MAC = bytes.fromhex("02bb00000001")
 CLIENT_IP = ipaddress.IPv4Address("192.0.2.100")
