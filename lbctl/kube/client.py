@@ -31,8 +31,8 @@ from kubernetes_asyncio import config as k8s_config
 from lbctl.kube import errors
 
 __all__ = [
-    "CONFIGMAPS", "ENDPOINTSLICES", "EVENTS", "LEASES", "NAMESPACES", "NODES", "SERVICES",
-    "JSONDict", "KubeClient", "PatchKind", "Resource", "connect",
+    "CONFIGMAPS", "ENDPOINTSLICES", "EVENTS", "IPPOOLS", "L2ADVERTISEMENTS", "LEASES",
+    "NAMESPACES", "NODES", "SERVICES", "JSONDict", "KubeClient", "PatchKind", "Resource", "connect",
 ]  # fmt: skip
 
 JSONDict = dict[str, Any]
@@ -86,6 +86,8 @@ EVENTS = Resource("", "v1", "events", True, "Event")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", True, "Lease")
 NAMESPACES = Resource("", "v1", "namespaces", False, "Namespace")
 CONFIGMAPS = Resource("", "v1", "configmaps", True, "ConfigMap")
+IPPOOLS = Resource("lbctl.io", "v1alpha1", "ippools", False, "IPPool")
+L2ADVERTISEMENTS = Resource("lbctl.io", "v1alpha1", "l2advertisements", False, "L2Advertisement")
 
 
 class _TokenBucket:

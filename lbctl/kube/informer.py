@@ -38,7 +38,7 @@ from lbctl.kube import errors
 from lbctl.kube.client import JSONDict, Resource
 from lbctl.runtime.clock import Clock, RealClock
 
-__all__ = ["IndexFunc", "Informer", "ListWatcher", "compact", "object_key"]
+__all__ = ["IndexFunc", "Informer", "ListWatcher", "all_synced", "compact", "object_key"]
 
 log = logging.getLogger("lbctl.kube.informer")
 
@@ -375,3 +375,9 @@ class Informer:
                 for h in self._handlers:
                     if h.on_update is not None:
                         self._safely(h.on_update, obj, obj)
+
+
+async def all_synced(*informers: Informer) -> None:
+    """Return once every one of ``informers`` has synced (its first list is cached)."""
+    for inf in informers:
+        await inf.has_synced.wait()

@@ -31,10 +31,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from lbctl.kube.client import ENDPOINTSLICES, LEASES, NODES, SERVICES, KubeClient, Resource
+from lbctl.kube.client import (
+    ENDPOINTSLICES,
+    IPPOOLS,
+    L2ADVERTISEMENTS,
+    LEASES,
+    NODES,
+    SERVICES,
+    KubeClient,
+)
 from lbctl.kube.errors import AlreadyExists, Conflict, KubeError, NotFound
 from lbctl.kube.events import EventRecorder
-from lbctl.kube.informer import Informer
+from lbctl.kube.informer import Informer, all_synced
 from lbctl.kube.lease import format_micro_time, parse_micro_time
 from lbctl.speaker.announcer import Announcer, AnnouncerConfig, OpenSocket, Want
 from lbctl.speaker.election import Announcement, plan
@@ -57,10 +65,6 @@ __all__ = ["LEASE_LABEL", "SpeakerOptions", "lease_name", "run_speaker"]
 
 log = logging.getLogger("lbctl.speaker")
 
-IPPOOLS: Final = Resource("lbctl.io", "v1alpha1", "ippools", False, "IPPool")
-L2ADVERTISEMENTS: Final = Resource(
-    "lbctl.io", "v1alpha1", "l2advertisements", False, "L2Advertisement"
-)
 LEASE_LABEL: Final = ("app.kubernetes.io/name", "lbctl-speaker")
 ADDRESS_ANNOTATION: Final = "lbctl.io/heartbeat-address"
 
@@ -204,7 +208,7 @@ class Speaker:
                 for inf in informers:
                     tg.create_task(inf.run(stop))
                 tg.create_task(self.announcer.run(stop))
-                synced = tg.create_task(_all_synced(informers))
+                synced = tg.create_task(all_synced(*informers))
                 stopped = tg.create_task(stop.wait())
                 await asyncio.wait((synced, stopped), return_when=asyncio.FIRST_COMPLETED)
                 if stop.is_set():
@@ -507,11 +511,6 @@ def _slice_service(obj: Mapping[str, Any]) -> list[str]:
     meta = obj.get("metadata") or {}
     svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
     return [f"{meta.get('namespace')}/{svc}"] if svc else []
-
-
-async def _all_synced(informers: tuple[Informer, ...]) -> None:
-    for inf in informers:
-        await inf.has_synced.wait()
 
 
 async def run_speaker(

@@ -34,9 +34,9 @@ from lbctl.allocators.lbpools import Pool
 from lbctl.allocators.lbrequest import lb_request_from_service
 from lbctl.domain.capabilities import Capabilities
 from lbctl.domain.service import Protocol, Service, ServiceType
-from lbctl.kube.client import NAMESPACES, KubeClient, Resource
+from lbctl.kube.client import IPPOOLS, NAMESPACES, KubeClient
 from lbctl.kube.errors import KubeError, NotFound
-from lbctl.kube.informer import Informer
+from lbctl.kube.informer import Informer, all_synced
 from providers.baremetal.pools import PoolSelection, pool_status, select_pools
 from providers.base import (
     ClusterContext,
@@ -58,7 +58,6 @@ __all__ = [
 
 log = logging.getLogger("lbctl.provider.baremetal")
 
-IPPOOLS: Final = Resource("lbctl.io", "v1alpha1", "ippools", False, "IPPool")
 POOL_ANNOTATION: Final = "lbctl.io/ip-allocated-from-pool"
 CAPABILITIES: Final = Capabilities(
     protocols=frozenset(Protocol),
@@ -161,7 +160,7 @@ class BareMetalProvider:
             tg.create_task(pools.run(stop))
             tg.create_task(namespaces.run(stop))
             stopped = tg.create_task(stop.wait())
-            synced = tg.create_task(_all_synced(pools, namespaces))
+            synced = tg.create_task(all_synced(pools, namespaces))
             await asyncio.wait((stopped, synced), return_when=asyncio.FIRST_COMPLETED)
             if stop.is_set():
                 synced.cancel()
@@ -276,11 +275,6 @@ class BareMetalProvider:
             except KubeError as e:
                 log.warning("IPPool %s: cannot write status: %s", name, e)
                 self._dirty.set()  # try again in the next window
-
-
-async def _all_synced(*informers: Informer) -> None:
-    for inf in informers:
-        await inf.has_synced.wait()
 
 
 def _status(got: Assignment) -> LoadBalancerStatus:
