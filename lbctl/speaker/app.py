@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from lbctl.domain.lbstatus import condition
+from lbctl.domain.service import Condition, DecodeError, Service
 from lbctl.kube.client import (
     ENDPOINTSLICES,
     IPPOOLS,
@@ -64,6 +66,9 @@ from lbctl.telemetry import Metrics
 __all__ = ["LEASE_LABEL", "SpeakerOptions", "lease_name", "run_speaker"]
 
 log = logging.getLogger("lbctl.speaker")
+
+Wanted = tuple[bool, str, str]
+"""A condition this node owes a Service: (status, reason, message)."""
 
 LEASE_LABEL: Final = ("app.kubernetes.io/name", "lbctl-speaker")
 ADDRESS_ANNOTATION: Final = "lbctl.io/heartbeat-address"
@@ -143,14 +148,17 @@ class Speaker:
         self.slices.add_index("service", _slice_service)
         for inf in (self.services, self.nodes, self.slices, self.ads, self.pools):
             inf.add_handler(self._changed, lambda o, n: self._changed(n), self._changed)
+        self.services.add_handler(on_delete=self._service_gone)
         self.leases.add_handler(
             self._lease_seen, lambda o, n: self._lease_seen(n), self._lease_gone
         )
         self.plan: dict[str, Announcement] = {}
         self._views: dict[str, ServiceView] = {}
+        self._decoded: dict[str, tuple[str, Service, ServiceView | None]] = {}
+        """Service key -> (resourceVersion, the Service, its view) as last decoded."""
         self._live: frozenset[str] = frozenset()
         self._transport: asyncio.DatagramTransport | None = None
-        self._written: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        self._written: dict[str, tuple[str, tuple[Condition, ...]]] = {}
         """Service key -> (resourceVersion written against, conditions written)."""
         self._announced_to: dict[str, str] = {}
         """Service key -> the message of the last NodeAssigned Event sent."""
@@ -164,6 +172,12 @@ class Speaker:
     # -- informer callbacks ----------------------------------------------------------
     def _changed(self, _obj: Mapping[str, Any]) -> None:
         self.dirty.set()
+
+    def _service_gone(self, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        for cache in (self._decoded, self._written, self._announced_to):
+            cache.pop(key, None)
 
     def _lease_seen(self, obj: Mapping[str, Any]) -> None:
         spec = obj.get("spec") or {}
@@ -250,11 +264,7 @@ class Speaker:
                 log.warning(
                     "L2Advertisement %s ignored: %s", (obj.get("metadata") or {}).get("name"), e
                 )
-        views = []
-        for obj in self.services.list():
-            v = ServiceView.from_object(obj, default_class=self.options.default_class)
-            if v is not None:
-                views.append(v)
+        views = [v for obj in self.services.list() if (v := self._view(obj)) is not None]
         ready = {v.key: ready_nodes(self.slices.by_index("service", v.key)) for v in views}
         pool_labels = {
             str((p.get("metadata") or {}).get("name")): dict(
@@ -275,6 +285,28 @@ class Speaker:
             wants[ip] = Want(ip, a.interfaces, probe=never)
         self.announcer.update(wants)
         self.status_dirty.set()
+
+    def _service(self, obj: Mapping[str, Any]) -> Service | None:
+        """The cached object as a :class:`Service`, decoded once per resourceVersion."""
+        meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        rv = str(meta.get("resourceVersion") or "")
+        cached = self._decoded.get(key)
+        if cached is None or cached[0] != rv:
+            try:
+                svc = Service.from_dict(obj)
+            except DecodeError as e:
+                log.warning("%s: not a Service: %s", key, e)
+                return None
+            view = ServiceView.from_service(svc, default_class=self.options.default_class)
+            cached = self._decoded[key] = (rv, svc, view)
+        return cached[1]
+
+    def _view(self, obj: Mapping[str, Any]) -> ServiceView | None:
+        if self._service(obj) is None:
+            return None
+        meta = obj.get("metadata") or {}
+        return self._decoded[f"{meta.get('namespace')}/{meta.get('name')}"][2]
 
     # -- the Lease ---------------------------------------------------------------------
     def _advertised(self) -> str:
@@ -363,11 +395,11 @@ class Speaker:
         self._send(Heartbeat(self.node, self._seq, bye=True))
 
     # -- Service status ----------------------------------------------------------------
-    def _wanted_conditions(self) -> dict[str, dict[str, tuple[str, str, str]]]:
+    def _wanted_conditions(self) -> dict[str, dict[str, Wanted]]:
         """Service key -> condition type -> (status, reason, message) this node owes."""
         announced = self.announcer.announced()
         conflicts = self.announcer.conflicts()
-        out: dict[str, dict[str, tuple[str, str, str]]] = {}
+        out: dict[str, dict[str, Wanted]] = {}
         for ip, a in self.plan.items():
             if a.node != self.node:
                 continue
@@ -376,12 +408,12 @@ class Speaker:
                 if ip in announced:
                     want.setdefault(
                         ANNOUNCED,
-                        ("True", "Announcing", announced_message(self.node, announced[ip])),
+                        (True, "Announcing", announced_message(self.node, announced[ip])),
                     )
                 elif ip in conflicts:
                     mac, iface = conflicts[ip]
                     want[CONFLICT] = (
-                        "True",
+                        True,
                         "AddressInUse",
                         f"{ip} is in use by another host ({mac} answered the probe on "
                         f"{iface}, node {self.node}): not announced",
@@ -392,7 +424,7 @@ class Speaker:
             # any, writes its own name instead).
             if view.announced_by == self.node and not any(ip in self.plan for ip in view.ips):
                 out.setdefault(key, {})[ANNOUNCED] = (
-                    "False",
+                    False,
                     "NotAnnounced",
                     f"no node announces {', '.join(view.ips)}: no ready endpoint, no live "
                     "eligible speaker or no L2Advertisement covers it",
@@ -424,69 +456,59 @@ class Speaker:
                     await asyncio.wait_for(stop.wait(), 0.5)
                 self.status_dirty.set()
 
-    async def _write_one(
-        self, obj: Mapping[str, Any], want: Mapping[str, tuple[str, str, str]]
-    ) -> bool:
+    async def _write_one(self, obj: Mapping[str, Any], want: Mapping[str, Wanted]) -> bool:
         """Write ``want`` into ``obj``'s conditions if they differ; True to try again."""
-        meta = obj.get("metadata") or {}
-        key = f"{meta.get('namespace')}/{meta.get('name')}"
-        rv = str(meta.get("resourceVersion") or "")
-        existing = [
-            c for c in ((obj.get("status") or {}).get("conditions") or []) if isinstance(c, dict)
-        ]
-        by_type = {c.get("type"): c for c in existing}
-        conditions = [c for c in existing if c.get("type") not in (ANNOUNCED, CONFLICT)]
-        changed: list[str] = []
+        svc = self._service(obj)
+        if svc is None:
+            return False
+        existing = svc.status.conditions
+        by_type = {c.type: c for c in existing}
+        conditions = [c for c in existing if c.type not in (ANNOUNCED, CONFLICT)]
+        changed: list[Condition] = []
+        now = _now_rfc3339()
         for typ in (ANNOUNCED, CONFLICT):
             old = by_type.get(typ)
             if typ in want:
                 status, reason, message = want[typ]
-            elif typ == CONFLICT and old is not None and old.get("status") == "True":
-                status, reason, message = (
-                    "False",
-                    "NoConflict",
-                    f"no other host answered the probe (node {self.node})",
-                )
-            elif old is not None:
-                conditions.append(old)
-                continue
+            elif typ == CONFLICT and old is not None and old.status == "True":
+                status, reason = False, "NoConflict"
+                message = f"no other host answered the probe (node {self.node})"
             else:
+                conditions.extend([old] if old is not None else [])
                 continue
-            same = old is not None and (
-                old.get("status"),
-                old.get("reason"),
-                old.get("message"),
-            ) == (status, reason, message)
-            if same and old is not None:
+            if old is not None and (old.status == "True", old.reason, old.message) == (
+                status,
+                reason,
+                message,
+            ):
                 conditions.append(old)
                 continue
-            keep_time = old is not None and old.get("status") == status
-            conditions.append(
-                {
-                    "type": typ,
-                    "status": status,
-                    "reason": reason,
-                    "message": message,
-                    "lastTransitionTime": (old or {}).get("lastTransitionTime")
-                    if keep_time
-                    else _now_rfc3339(),
-                    **(
-                        {"observedGeneration": meta["generation"]} if meta.get("generation") else {}
-                    ),
-                }
+            new = condition(
+                existing,
+                type_=typ,
+                status=status,
+                reason=reason,
+                message=message,
+                generation=svc.metadata.generation,
+                now=now,
             )
-            changed.append(typ)
+            conditions.append(new)
+            changed.append(new)
         if not changed:
             return False
-        written = self._written.get(key)
-        if written is not None and written[0] == rv and written[1] == conditions:
+        rv = svc.metadata.resource_version
+        written = self._written.get(svc.key)
+        if written is not None and written == (rv, tuple(conditions)):
             return False  # written already; the cache has not caught up
         try:
             await self.client.patch(
                 SERVICES,
-                str(meta.get("name")),
-                {"metadata": {"resourceVersion": rv}, "status": {"conditions": conditions}},
-                str(meta.get("namespace")),
+                svc.metadata.name,
+                {
+                    "metadata": {"resourceVersion": rv},
+                    "status": {"conditions": [c.to_dict() for c in conditions]},
+                },
+                svc.metadata.namespace,
                 kind="merge",
                 subresource="status",
             )
@@ -494,16 +516,14 @@ class Speaker:
             return True
         except NotFound:
             return False
-        self._written[key] = (rv, conditions)
-        for typ in changed:
-            status, reason, message = next(
-                (c["status"], c["reason"], c["message"]) for c in conditions if c["type"] == typ
-            )
-            if typ == ANNOUNCED and status == "True" and self._announced_to.get(key) != message:
-                self._announced_to[key] = message
-                await self.recorder.emit(obj, "Normal", "NodeAssigned", message)
-            elif typ == CONFLICT and status == "True":
-                await self.recorder.emit(obj, "Warning", "IPConflict", message)
+        self._written[svc.key] = (rv, tuple(conditions))
+        for c in changed:
+            if c.type == ANNOUNCED and c.status == "True":
+                if self._announced_to.get(svc.key) != c.message:
+                    self._announced_to[svc.key] = c.message
+                    await self.recorder.emit(obj, "Normal", "NodeAssigned", c.message)
+            elif c.type == CONFLICT and c.status == "True":
+                await self.recorder.emit(obj, "Warning", "IPConflict", c.message)
         return False
 
 

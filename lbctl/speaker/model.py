@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from lbctl.allocators.labelselector import LabelSelector
+from lbctl.domain.service import DecodeError, Service
 
 __all__ = [
     "ANNOUNCED",
@@ -151,7 +152,6 @@ class ServiceView:
 
     key: str
     """``namespace/name``."""
-    uid: str
     labels: Mapping[str, str]
     ips: tuple[str, ...]
     """``status.loadBalancer.ingress[].ip``, normalised."""
@@ -162,45 +162,46 @@ class ServiceView:
     """The node its ``L2Announced`` condition names (None: never announced)."""
 
     @classmethod
+    def from_service(cls, svc: Service, *, default_class: bool = False) -> ServiceView | None:
+        """None unless a LoadBalancer Service of the bare-metal class (or unclassed with
+        ``default_class``) that has addresses."""
+        spec = svc.spec
+        if spec.type != "LoadBalancer":
+            return None
+        lb_class = spec.load_balancer_class
+        if lb_class != BAREMETAL_CLASS and not (lb_class is None and default_class):
+            return None
+        ips: list[str] = []
+        for item in svc.status.ingress:
+            try:
+                ips.append(str(ipaddress.ip_address(item.ip)))
+            except ValueError:
+                continue
+        if not ips:
+            return None
+        announced_by = None
+        for c in svc.status.conditions:
+            if c.type == ANNOUNCED and c.status == "True":
+                announced_by = node_of(c.message)
+        return cls(
+            key=svc.key,
+            labels=svc.metadata.labels,
+            ips=tuple(dict.fromkeys(ips)),
+            pool=svc.metadata.annotations.get(POOL_ANNOTATION) or None,
+            local=spec.external_traffic_policy == "Local",
+            announced_by=announced_by,
+        )
+
+    @classmethod
     def from_object(
         cls, obj: Mapping[str, Any], *, default_class: bool = False
     ) -> ServiceView | None:
-        """None unless a LoadBalancer Service of the bare-metal class (or unclassed with
-        ``default_class``) that has addresses."""
-        spec = obj.get("spec") or {}
-        if not isinstance(spec, Mapping) or spec.get("type") != "LoadBalancer":
+        """:meth:`from_service` of a Service's JSON; None when it does not decode."""
+        try:
+            svc = Service.from_dict(obj)
+        except DecodeError:
             return None
-        cls_name = spec.get("loadBalancerClass")
-        if cls_name != BAREMETAL_CLASS and not (cls_name is None and default_class):
-            return None
-        status = obj.get("status") or {}
-        ingress = ((status.get("loadBalancer") or {}).get("ingress")) or []
-        ips: list[str] = []
-        for item in ingress:
-            if isinstance(item, Mapping) and isinstance(item.get("ip"), str):
-                try:
-                    ips.append(str(ipaddress.ip_address(item["ip"])))
-                except ValueError:
-                    continue
-        if not ips:
-            return None
-        meta = _meta(obj)
-        annotations = meta.get("annotations") or {}
-        announced_by = None
-        for c in status.get("conditions") or []:
-            if isinstance(c, Mapping) and c.get("type") == ANNOUNCED and c.get("status") == "True":
-                announced_by = node_of(str(c.get("message") or ""))
-        return cls(
-            key=f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}",
-            uid=str(meta.get("uid") or ""),
-            labels=_labels(obj),
-            ips=tuple(dict.fromkeys(ips)),
-            pool=str(annotations.get(POOL_ANNOTATION))
-            if annotations.get(POOL_ANNOTATION)
-            else None,
-            local=spec.get("externalTrafficPolicy") == "Local",
-            announced_by=announced_by,
-        )
+        return cls.from_service(svc, default_class=default_class)
 
 
 def announced_message(node: str, interfaces: Iterable[str]) -> str:

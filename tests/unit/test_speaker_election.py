@@ -41,7 +41,7 @@ def svc(
     local: bool = False,
     labels: Mapping[str, str] | None = None,
 ) -> ServiceView:
-    return ServiceView(key, "uid-" + key, dict(labels or {}), ips, pool, local, None)
+    return ServiceView(key, dict(labels or {}), ips, pool, local, None)
 
 
 def run_plan(
