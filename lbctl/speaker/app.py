@@ -240,14 +240,26 @@ class Speaker:
             transport.close()
 
     async def _plan_loop(self, stop: asyncio.Event) -> None:
-        tick = min(0.05, self.options.heartbeat_interval)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.dirty.wait(), tick)
-            live = self.membership.live(time.monotonic())
-            if self.dirty.is_set() or live != self._live:
-                self.dirty.clear()
-                self._replan()
+        """Plan again when an input changes (``dirty``) or when a peer dies: the loop
+        sleeps until the first live peer's heartbeat deadline, not on a fixed tick."""
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                death = self.membership.next_death(now)
+                dirty = asyncio.create_task(self.dirty.wait())
+                await asyncio.wait(
+                    (dirty, stopped),
+                    timeout=None if death is None else max(0.0, death - now),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                dirty.cancel()
+                live = self.membership.live(time.monotonic())
+                if self.dirty.is_set() or live != self._live:
+                    self.dirty.clear()
+                    self._replan()
+        finally:
+            stopped.cancel()
 
     def _replan(self) -> None:
         now = time.monotonic()

@@ -120,6 +120,15 @@ class Membership:
         last = m.heard if m.heard is not None else m.since
         return now - last < self.dead_after
 
+    def next_death(self, now: float) -> float | None:
+        """When the first live member dies if nothing more is heard (None: none live)."""
+        ends = [
+            (m.heard if m.heard is not None else m.since) + self.dead_after
+            for n, m in self._members.items()
+            if n != self.me and self.is_live(n, now)
+        ]
+        return min(ends, default=None)
+
     def live(self, now: float) -> frozenset[str]:
         """The live members, this speaker included."""
         return frozenset({self.me, *(n for n in self._members if self.is_live(n, now))})

@@ -286,6 +286,19 @@ def test_a_member_is_live_while_heard_and_dead_after_silence() -> None:
     assert m.peers() == [("n2", ("192.0.2.12", 7946))]
 
 
+def test_the_next_death_is_the_first_live_peers_deadline() -> None:
+    m = Membership("n1", dead_after=0.5, now=0.0)
+    assert m.next_death(0.0) is None  # alone: nobody to lose
+    m.lease("n2", None, 0.0)
+    m.lease("n3", None, 0.0)
+    assert m.next_death(0.1) == 0.5  # the start grace
+    m.heard("n2", 0.2)
+    m.heard("n3", 0.3)
+    assert m.next_death(0.4) == pytest.approx(0.7)
+    assert m.next_death(0.75) == pytest.approx(0.8)  # n2 is dead: only n3 left
+    assert m.next_death(0.8) is None
+
+
 def test_bye_and_a_deleted_lease_end_membership_at_once() -> None:
     m = Membership("n1", dead_after=0.5, now=0.0)
     m.lease("n2", ("192.0.2.12", 7946), 0.0)
