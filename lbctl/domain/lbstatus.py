@@ -26,6 +26,7 @@ __all__ = [
     "DesiredIngress",
     "condition",
     "desired_status",
+    "merge_conditions",
     "status_changed",
 ]
 
@@ -63,6 +64,18 @@ def condition(
         observed_generation=generation,
         last_transition_time=since,
     )
+
+
+def merge_conditions(
+    existing: Sequence[Condition], updates: Sequence[Condition]
+) -> tuple[Condition, ...]:
+    """``existing`` with each of ``updates`` in place of the condition of its type, new
+    types appended. The order of the list never changes, so two writers (the controller,
+    the speaker) that each update their own conditions never rewrite a Service only to
+    move the other's."""
+    by_type = {c.type: c for c in updates}
+    kept = tuple(by_type.pop(c.type, c) for c in existing)
+    return kept + tuple(c for c in updates if c.type in by_type)
 
 
 def desired_status(
@@ -108,10 +121,9 @@ def desired_status(
             now=now,
         ),
     )
-    others = tuple(c for c in existing if c.type not in (READY, PORTS_ERROR))
     return ServiceStatus(
         ingress=points,
-        conditions=others + ours,
+        conditions=merge_conditions(existing, ours),
         load_balancer_extra=svc.status.load_balancer_extra,
         extra=svc.status.extra,
     )

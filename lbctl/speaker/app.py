@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from lbctl.domain.lbstatus import condition
+from lbctl.domain.lbstatus import condition, merge_conditions
 from lbctl.domain.service import Condition, DecodeError, Service
 from lbctl.kube.client import (
     ENDPOINTSLICES,
@@ -475,9 +475,7 @@ class Speaker:
             return False
         existing = svc.status.conditions
         by_type = {c.type: c for c in existing}
-        conditions = [c for c in existing if c.type not in (ANNOUNCED, CONFLICT)]
         changed: list[Condition] = []
-        now = _now_rfc3339()
         for typ in (ANNOUNCED, CONFLICT):
             old = by_type.get(typ)
             if typ in want:
@@ -486,31 +484,29 @@ class Speaker:
                 status, reason = False, "NoConflict"
                 message = f"no other host answered the probe (node {self.node})"
             else:
-                conditions.extend([old] if old is not None else [])
                 continue
-            if old is not None and (old.status == "True", old.reason, old.message) == (
+            if old is None or (old.status == "True", old.reason, old.message) != (
                 status,
                 reason,
                 message,
             ):
-                conditions.append(old)
-                continue
-            new = condition(
-                existing,
-                type_=typ,
-                status=status,
-                reason=reason,
-                message=message,
-                generation=svc.metadata.generation,
-                now=now,
-            )
-            conditions.append(new)
-            changed.append(new)
+                changed.append(
+                    condition(
+                        existing,
+                        type_=typ,
+                        status=status,
+                        reason=reason,
+                        message=message,
+                        generation=svc.metadata.generation,
+                        now=_now_rfc3339(),
+                    )
+                )
         if not changed:
             return False
+        conditions = merge_conditions(existing, changed)
         rv = svc.metadata.resource_version
         written = self._written.get(svc.key)
-        if written is not None and written == (rv, tuple(conditions)):
+        if written is not None and written == (rv, conditions):
             return False  # written already; the cache has not caught up
         try:
             await self.client.patch(

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from lbctl.domain.lbstatus import PORTS_ERROR, READY, DesiredIngress, desired_status
-from lbctl.domain.service import Service
+from lbctl.domain.lbstatus import (
+    PORTS_ERROR,
+    READY,
+    DesiredIngress,
+    desired_status,
+    merge_conditions,
+)
+from lbctl.domain.service import Condition, Service, ServiceStatus
 
 
 def _svc(generation: int | None = None) -> Service:
@@ -51,3 +57,42 @@ def test_transition_time_moves_only_when_the_status_flips() -> None:
     ready_of = lambda st: next(c for c in st.conditions if c.type == READY)  # noqa: E731
     assert ready_of(same).last_transition_time == "2026-01-01T00:00:00Z"
     assert ready_of(flipped).last_transition_time == "2026-01-01T00:09:00Z"
+
+
+def test_merging_conditions_keeps_their_order() -> None:
+    a, b, c = (Condition(type=t, status="True") for t in ("A", "B", "C"))
+    b2 = Condition(type="B", status="False")
+    d = Condition(type="D", status="True")
+    assert merge_conditions((a, b, c), (d, b2)) == (a, b2, c, d)
+    assert merge_conditions((), (a,)) == (a,)
+    assert merge_conditions((a, b), ()) == (a, b)
+
+
+def test_the_controller_does_not_move_another_writers_condition() -> None:
+    """A condition of the speaker's written after the controller's stays where it is:
+    the controller's next status is the same list, not a reordering of it."""
+    svc = Service.from_dict(
+        {
+            "metadata": {"name": "web", "namespace": "default", "generation": 1},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+        }
+    )
+
+    def want(s: Service) -> ServiceStatus:
+        return desired_status(
+            s,
+            ingress=[DesiredIngress(ip="192.0.2.10")],
+            port_errors=[],
+            ready=True,
+            ready_reason="Active",
+            ready_message="the load balancer is active",
+            ports_message="",
+            now="2026-01-01T00:00:00Z",
+        )
+
+    first = want(svc)
+    theirs = Condition(type="L2Announced", status="True", reason="Announcing")
+    announced = dataclasses.replace(first, conditions=(*first.conditions, theirs))
+    again = want(dataclasses.replace(svc, status=announced))
+    assert [c.type for c in again.conditions] == [READY, PORTS_ERROR, "L2Announced"]
+    assert again == announced
