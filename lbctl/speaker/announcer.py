@@ -135,17 +135,21 @@ class Announcer:
             if e.state is not State.ANNOUNCING and e.conflict is not None
         }
 
-    def state(self, ip: str) -> State | None:
-        e = self._entries.get(ip)
-        return None if e is None else e.state
-
     # -- what the app says -------------------------------------------------------------
     def update(self, wants: Mapping[str, Want]) -> None:
         """Announce exactly ``wants`` from now on (keys: normalised IP strings)."""
         for ip in [ip for ip in self._entries if ip not in wants]:
             self._drop(ip)
+        every: tuple[str, ...] | None = None  # read from /sys once per update, if needed
         for ip, want in wants.items():
-            ifaces = self._resolve(want.interfaces)
+            if self.config.interfaces:
+                ifaces = tuple(sorted(self.config.interfaces))
+            elif want.interfaces is not None:
+                ifaces = tuple(sorted(want.interfaces))
+            else:
+                if every is None:
+                    every = tuple(sorted(usable(list_links(), None)))
+                ifaces = every
             e = self._entries.get(ip)
             if e is None:
                 probing = want.probe and self.config.probe_count > 0
@@ -214,13 +218,6 @@ class Announcer:
         if e.task is not None:
             e.task.cancel()
         log.info("no longer announcing %s", ip)
-
-    def _resolve(self, wanted: tuple[str, ...] | None) -> tuple[str, ...]:
-        if self.config.interfaces:
-            return tuple(sorted(self.config.interfaces))
-        if wanted is not None:
-            return tuple(sorted(wanted))
-        return tuple(sorted(usable(list_links(), None)))
 
     async def _probe(self, e: _Entry) -> None:
         cfg = self.config
