@@ -81,12 +81,31 @@ def _spec_fields(rec: LeaseRecord) -> JSONDict:
 class KubeLeaseStore:
     """``get`` / ``create`` / ``update`` of one Lease (``namespace``/``name``)."""
 
-    def __init__(self, client: KubeClient, *, namespace: str, name: str) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        namespace: str,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """``labels``: set on the Lease by every ``create`` and ``update``."""
         self._client = client
         self._namespace = namespace
         self._name = name
+        self._labels = dict(labels or {})
+        self.annotations: dict[str, str] = {}
+        """Set on the Lease by the next ``create`` or ``update`` (the others are kept)."""
         self._last: JSONDict | None = None
         """The Lease as last read or written: what ``update`` keeps besides our fields."""
+
+    def _ours(self, meta: Mapping[str, Any]) -> JSONDict:
+        """``meta`` with our labels and annotations on top."""
+        out: JSONDict = dict(meta)
+        for field, ours in (("labels", self._labels), ("annotations", self.annotations)):
+            if ours:
+                out[field] = {**(meta.get(field) or {}), **ours}
+        return out
 
     async def get(self) -> LeaseRecord | None:
         try:
@@ -99,7 +118,7 @@ class KubeLeaseStore:
 
     async def create(self, rec: LeaseRecord) -> LeaseRecord:
         body: JSONDict = {
-            "metadata": {"name": self._name, "namespace": self._namespace},
+            "metadata": self._ours({"name": self._name, "namespace": self._namespace}),
             "spec": _spec_fields(rec),
         }
         try:
@@ -113,12 +132,14 @@ class KubeLeaseStore:
         if not rec.resource_version:
             raise LeaseConflict("an update needs the resource_version it was read at")
         base = self._last or {}
-        meta = {
-            **(base.get("metadata") or {}),
-            "name": self._name,
-            "namespace": self._namespace,
-            "resourceVersion": rec.resource_version,
-        }
+        meta = self._ours(
+            {
+                **(base.get("metadata") or {}),
+                "name": self._name,
+                "namespace": self._namespace,
+                "resourceVersion": rec.resource_version,
+            }
+        )
         spec = {k: v for k, v in (base.get("spec") or {}).items() if k not in _MANAGED}
         body: JSONDict = {"metadata": meta, "spec": {**spec, **_spec_fields(rec)}}
         try:

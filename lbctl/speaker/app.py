@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -42,10 +43,11 @@ from lbctl.kube.client import (
     SERVICES,
     KubeClient,
 )
-from lbctl.kube.errors import AlreadyExists, Conflict, KubeError, NotFound
+from lbctl.kube.errors import Conflict, KubeError, NotFound
 from lbctl.kube.events import EventRecorder
 from lbctl.kube.informer import Informer, all_synced
-from lbctl.kube.lease import format_micro_time, parse_micro_time
+from lbctl.kube.lease import KubeLeaseStore, parse_micro_time
+from lbctl.runtime.leaderelection import LeaseConflict, LeaseRecord
 from lbctl.speaker.announcer import Announcer, AnnouncerConfig, OpenSocket, Want
 from lbctl.speaker.election import Announcement, plan
 from lbctl.speaker.membership import Heartbeat, Membership, decode_heartbeat, encode_heartbeat
@@ -335,9 +337,15 @@ class Speaker:
         return f"[{host}]:{o.heartbeat_port}" if ":" in host else f"{host}:{o.heartbeat_port}"
 
     async def _keep_lease(self, stop: asyncio.Event) -> None:
+        """Hold this speaker's Lease (:class:`KubeLeaseStore`), renewed every third of its
+        duration with the heartbeat address in an annotation; deleted on the way out."""
         name, ns = lease_name(self.node), self.options.namespace
         duration = self.options.lease_duration
-        acquired = format_micro_time(time.time())
+        store = KubeLeaseStore(
+            self.client, namespace=ns, name=name, labels={LEASE_LABEL[0]: LEASE_LABEL[1]}
+        )
+        rec: LeaseRecord | None = None
+        acquired = False  # a Lease left by an earlier process: this one acquires it anew
         try:
             while not stop.is_set():
                 address = self._advertised()
@@ -347,34 +355,30 @@ class Speaker:
                         "peers cannot hear this speaker",
                         self.node,
                     )
-                body: dict[str, Any] = {
-                    "metadata": {
-                        "name": name,
-                        "namespace": ns,
-                        "labels": {LEASE_LABEL[0]: LEASE_LABEL[1]},
-                        "annotations": {ADDRESS_ANNOTATION: address},
-                    },
-                    "spec": {
-                        "holderIdentity": self.node,
-                        "leaseDurationSeconds": max(1, round(duration)),
-                        "acquireTime": acquired,
-                        "renewTime": format_micro_time(time.time()),
-                    },
-                }
+                store.annotations = {ADDRESS_ANNOTATION: address}
+                now = time.time()
                 wait = duration / 3
                 try:
-                    current = self.leases.get(f"{ns}/{name}")
-                    if current is None:
-                        try:
-                            await self.client.create(LEASES, body, ns)
-                        except AlreadyExists:
-                            current = await self.client.get(LEASES, name, ns)
-                    if current is not None:
-                        meta = current.get("metadata") or {}
-                        body["metadata"]["resourceVersion"] = meta.get("resourceVersion")
-                        await self.client.replace(LEASES, body)
-                except (Conflict, NotFound):
-                    wait = min(1.0, wait)  # the cache is behind: again soon
+                    if rec is None:
+                        rec = await store.get()
+                    if rec is None:
+                        rec = await store.create(
+                            LeaseRecord(self.node, duration, now, now, transitions=0)
+                        )
+                    else:
+                        rec = await store.update(
+                            dataclasses.replace(
+                                rec,
+                                holder=self.node,
+                                lease_duration_seconds=duration,
+                                acquire_time=rec.acquire_time if acquired else now,
+                                renew_time=now,
+                            )
+                        )
+                    acquired = True
+                except LeaseConflict:
+                    rec = None  # changed or gone meanwhile: read it again, soon
+                    wait = min(1.0, wait)
                 except KubeError as e:
                     log.warning("cannot renew Lease %s/%s: %s", ns, name, e)
                     wait = min(1.0, wait)

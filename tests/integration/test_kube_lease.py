@@ -131,3 +131,22 @@ async def test_leader_elector_over_a_kube_lease(store: KubeLeaseStore) -> None:
     assert stopped.is_set()
     after = await store.get()
     assert after is not None and after.holder is None  # released on stop
+
+
+async def test_labels_and_annotations_are_set_and_others_kept(kube: KubeClient) -> None:
+    store = KubeLeaseStore(kube, namespace="kube-system", name="tagged", labels={"app": "x"})
+    store.annotations = {"addr": "192.0.2.11:7946"}
+    made = await store.create(rec("a"))
+    lease = await kube.get(LEASES, "tagged", "kube-system")
+    assert lease["metadata"]["labels"] == {"app": "x"}
+    assert lease["metadata"]["annotations"] == {"addr": "192.0.2.11:7946"}
+    # Someone else's annotation stays; ours takes its new value.
+    lease["metadata"]["annotations"]["other"] = "kept"
+    await kube.replace(LEASES, lease)
+    current = await store.get()
+    assert current is not None and current.resource_version != made.resource_version
+    store.annotations = {"addr": "192.0.2.12:7946"}
+    await store.update(current)
+    lease = await kube.get(LEASES, "tagged", "kube-system")
+    assert lease["metadata"]["annotations"] == {"addr": "192.0.2.12:7946", "other": "kept"}
+    assert lease["metadata"]["labels"] == {"app": "x"}

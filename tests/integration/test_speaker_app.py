@@ -266,7 +266,14 @@ async def test_two_speakers_elect_one_announcer_and_hand_over_on_stop(
         await start(kubeconfig, speaker)
     try:
         for n in nodes:  # each speaker holds its own Lease, publishing its heartbeat address
-            lease = await client.get(LEASES, lease_name(n), NS)
+
+            async def lease_of(node: str = n) -> JSON | None:
+                try:
+                    return await client.get(LEASES, lease_name(node), NS)
+                except NotFound:
+                    return None
+
+            lease = await wait_for_async(lease_of, timeout=5, what=f"the Lease of {n}")
             assert lease["spec"]["holderIdentity"] == n
             assert lease["metadata"]["annotations"]["lbctl.io/heartbeat-address"].startswith(
                 "127.0.0.1:"
